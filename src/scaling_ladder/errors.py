@@ -1,0 +1,46 @@
+"""Errors that tell the user where the problem is and how to fix it."""
+
+from __future__ import annotations
+
+
+class LadderError(Exception):
+    """Base class of every error scaling-ladder raises on purpose."""
+
+
+class InputError(LadderError, ValueError):
+    """Bad input data: names the file, the line, the column, the problem and the fix.
+
+    Text files are located by ``line`` (the header is line 1), tables by ``row``.
+    ``str(err)`` is one line, e.g.
+    ``runs.csv, line 14, column "tokens": "1.2e" is not a number; fix it or remove the row``.
+    """
+
+    def __init__(
+        self,
+        path: str | None,
+        problem: str,
+        *,
+        line: int | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        fix: str | None = None,
+        more: int = 0,
+    ) -> None:
+        self.path, self.line, self.row, self.column = path, line, row, column
+        self.problem, self.fix, self.more = problem, fix, more
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        where = [str(self.path) if self.path else "<table>"]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f'column "{self.column}"')
+        text = ", ".join(where) + ": " + self.problem
+        if self.more:
+            text += f" (and {self.more} more row{'s' if self.more > 1 else ''} like it)"
+        if self.fix:
+            text += f"; {self.fix}"
+        return text

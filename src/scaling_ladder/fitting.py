@@ -1,0 +1,672 @@
+"""The one estimator for every law: robust objective, screened starts, L-BFGS-B, bootstrap.
+
+Objective (Hoffmann et al. 2022, appendix D.2; Besiroglu et al. 2024): the Huber loss with
+delta = 1e-3 of the residuals ``log L_hat - log L``, *summed* over points, optionally
+weighted; least squares and residuals on the linear scale are options. Minimised in three
+steps:
+
+1. **Screen** every point of a grid over the law's nonlinear parameters (exponents) in one
+   vectorised pass, solving the positive linear coefficients exactly for each grid point
+   (variable projection, Golub & Pereyra 1973, by non-negative least squares on relative
+   residuals over all active sets); the true objective ranks the grid points.
+2. **Refine** the best few with L-BFGS-B on all parameters, with analytic gradients and
+   bounds, in the parametrisation (log coefficients, exponents).
+3. **Bootstrap** (``bootstrap=B``): refit on B run-clustered resamples (see
+   :mod:`scaling_ladder.bootstrap`), warm-started from the distinct optima of step 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from .bootstrap import Interval, cluster_weights, percentile_interval
+from .errors import InputError
+from .laws import Law, law_from_dict
+from .observations import Observations
+
+_SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement uses all)
+_OPTS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}
+
+
+# ----------------------------------------------------------------------------- the problem
+
+
+class _Problem:
+    """Arrays of one fit: inputs, targets, weights, groups, and the parameter layout."""
+
+    def __init__(self, law, x, y, w, group, run, groups, shared, space, loss, delta):
+        self.law, self.x, self.y, self.w = law, x, y, w
+        self.group, self.run, self.groups = group, run, groups
+        self.space, self.loss, self.delta = space, loss, delta
+        self.shared = set(shared)
+        names = law.param_names
+        self.z_fixed = law.to_internal(np.array([law.fixed.get(k, np.nan) for k in names]))
+        self.index = np.full((len(groups), len(names)), -1)
+        k = 0
+        for j, name in enumerate(names):
+            if name in law.fixed:
+                continue
+            if name in shared or len(groups) == 1:
+                self.index[:, j] = k
+                k += 1
+            else:
+                self.index[:, j] = np.arange(k, k + len(groups))
+                k += len(groups)
+        self.n_free = k
+        lb = law.internal_bounds()
+        self.bounds = [None] * k
+        for (g, j) in zip(*np.nonzero(self.index >= 0)):
+            self.bounds[self.index[g, j]] = lb[j]
+        self.t_y = self._transform(y)
+        self.point_index = self.index[group]  # (n, p)
+
+    def _transform(self, v):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(v) if self.space == "log" else v
+
+    def rho(self, r):
+        if self.loss == "mse":
+            return r * r
+        a = np.abs(r)
+        return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+
+    def rho_prime(self, r):
+        return 2.0 * r if self.loss == "mse" else np.clip(r, -self.delta, self.delta)
+
+    def z_of(self, xv: np.ndarray) -> np.ndarray:
+        """Internal parameters per group (G, p) from the free vector."""
+        z = np.broadcast_to(self.z_fixed, self.index.shape).copy()
+        free = self.index >= 0
+        z[free] = xv[self.index[free]]
+        return z
+
+    def value_and_grad(self, xv: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+        law, m = self.law, len(self.law.coefficients)
+        zp = self.z_of(xv)[self.group]  # (n, p)
+        logb = law.log_basis(zp[:, m:], self.x)  # (n, m)
+        terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
+        yhat = terms.sum(axis=1)
+        if self.space == "log":
+            if np.any(yhat <= 0):
+                return np.inf, np.zeros_like(xv)
+            r, dr = np.log(yhat) - self.t_y, 1.0 / yhat
+        else:
+            r, dr = yhat - self.t_y, 1.0
+        f = float(np.dot(w, self.rho(r)))
+        if not np.isfinite(f):
+            return np.inf, np.zeros_like(xv)
+        psi = w * self.rho_prime(r) * dr  # (n,)
+        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
+        gp = psi[:, None] * np.concatenate([terms, jac_theta], axis=1)  # (n, p)
+        free = self.point_index >= 0
+        grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
+        return f, grad
+
+    def minimize(self, x0: np.ndarray, w: np.ndarray):
+        lo = np.array([b[0] if b[0] is not None else -np.inf for b in self.bounds])
+        hi = np.array([b[1] if b[1] is not None else np.inf for b in self.bounds])
+        x0 = np.clip(x0, lo, hi)
+        return minimize(self.value_and_grad, x0, args=(w,), jac=True, method="L-BFGS-B",
+                        bounds=self.bounds, options=_OPTS)
+
+    # ---- screening by variable projection
+    def screen(self, rows: np.ndarray, top: int) -> np.ndarray:
+        """Best ``top`` internal parameter rows (top, p) for the points ``rows`` of one group."""
+        law, m = self.law, len(self.law.coefficients)
+        if len(rows) > _SCREEN_POINTS:
+            rows = rows[np.linspace(0, len(rows) - 1, _SCREEN_POINTS).astype(int)]
+        x = {k: v[rows] for k, v in self.x.items()}
+        y, w = self.y[rows], self.w[rows]
+        grids = law.grid(x)
+        axes = []
+        for j, name in enumerate(law.exponents):
+            if name in law.fixed:
+                axes.append(np.array([law.fixed[name]]))
+                continue
+            lo, hi = law.bounds_of(name)
+            vals = np.asarray(grids[name], dtype=float)
+            vals = vals[(vals >= lo) & (vals <= hi)]
+            axes.append(vals if len(vals) else np.array([np.clip(0.5, lo, hi)]))
+        theta = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(axes))
+        best_f, best_z = [], []
+        for chunk in np.array_split(theta, max(1, len(theta) * len(rows) // 200_000)):
+            f, z = self._project(chunk, x, y, w)
+            best_f.append(f)
+            best_z.append(z)
+        f, z = np.concatenate(best_f), np.concatenate(best_z)
+        order = np.argsort(f, kind="stable")
+        return z[order[:top]]
+
+    def _project(self, theta, x, y, w):
+        """Solve positive coefficients for each theta row; return objective and params."""
+        law, m = self.law, len(self.law.coefficients)
+        signs = np.asarray(law.signs, dtype=float)
+        phi = np.exp(np.clip(law.log_basis(theta[:, None, :], x), -700, 700)) * signs  # K,n,m
+        fixed_c = [j for j, k in enumerate(law.coefficients) if k in law.fixed]
+        free_c = [j for j, k in enumerate(law.coefficients) if k not in law.fixed]
+        target = np.broadcast_to(y, phi.shape[:2]).copy()
+        for j in fixed_c:
+            target = target - law.fixed[law.coefficients[j]] * phi[:, :, j]
+        v = w / (y * y) if self.space == "log" else w  # relative residuals approximate logs
+        sv = np.sqrt(v)
+        best_f = np.full(len(theta), np.inf)
+        best_c = np.zeros((len(theta), m))
+        for j in fixed_c:
+            best_c[:, j] = law.fixed[law.coefficients[j]]
+        for size in range(1, len(free_c) + 1):
+            for subset in itertools.combinations(free_c, size):
+                a = phi[:, :, list(subset)] * sv[None, :, None]
+                scale = np.maximum(np.abs(a).max(axis=1), 1e-300)  # K, s
+                a = a / scale[:, None, :]
+                gram = np.einsum("kni,knj->kij", a, a) + 1e-12 * np.eye(size)
+                rhs = np.einsum("kni,kn->ki", a, target * sv)
+                try:
+                    c = np.linalg.solve(gram, rhs[..., None])[..., 0] / scale
+                except np.linalg.LinAlgError:
+                    continue
+                ok = np.all(c > 0, axis=1) & np.all(np.isfinite(c), axis=1)
+                cc = best_c.copy()
+                cc[:, list(subset)] = c
+                for j in free_c:
+                    if j not in subset:
+                        cc[:, j] = 0.0
+                yhat = np.einsum("knm,km->kn", phi, cc)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = self._transform(yhat) - self._transform(y)
+                    f = np.sum(w * self.rho(r), axis=1)
+                f = np.where(ok & np.isfinite(f), f, np.inf)
+                better = f < best_f
+                best_f[better], best_c[better] = f[better], cc[better]
+        tiny = 1e-9 * np.max(np.abs(y))
+        c = np.maximum(best_c, tiny)
+        for j, k in enumerate(law.coefficients):
+            lo, hi = law.bounds_of(k)
+            c[:, j] = np.clip(c[:, j], max(lo, tiny), hi)
+        z = np.concatenate([np.log(c), theta], axis=1)
+        return best_f, z
+
+
+# ------------------------------------------------------------------------------ the results
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction with its confidence interval (the curve) and prediction interval (a run)."""
+
+    mean: np.ndarray
+    ci: tuple[np.ndarray, np.ndarray] | None
+    pi: tuple[np.ndarray, np.ndarray] | None
+    level: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        def lst(a):
+            return np.asarray(a).tolist()
+
+        out = {"mean": lst(self.mean), "level": self.level}
+        if self.ci is not None:
+            out["ci"] = [lst(self.ci[0]), lst(self.ci[1])]
+        if self.pi is not None:
+            out["pi"] = [lst(self.pi[0]), lst(self.pi[1])]
+        return out
+
+
+@dataclass(frozen=True)
+class LawFit:
+    """A fitted law: parameters, bootstrap intervals, and how they were obtained.
+
+    ``params`` and ``ci`` are flat: a parameter fitted per group is named ``name[group]``.
+    ``draws`` holds one row of parameters per bootstrap resample (columns: ``param_names``).
+    """
+
+    law: Law
+    params: dict[str, float]
+    ci: dict[str, Interval]
+    objective: str
+    objective_value: float
+    n_points: int
+    n_runs: int
+    notes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    group_by: str | None = None
+    shared: tuple[str, ...] = ()
+    draws: np.ndarray | None = None
+    residuals: np.ndarray | None = None
+    space: str = "log"
+    level: float = 0.95
+    ranges: Mapping[str, tuple[float, float]] | None = None
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.params)
+
+    def group_params(self, group: str | None = None) -> dict[str, float]:
+        """The law's parameters for one group (or the only one)."""
+        return self._group_values(np.array(list(self.params.values())), group)
+
+    def _group_values(self, row: np.ndarray, group: str | None) -> dict[str, float]:
+        flat = dict(zip(self.params, row))
+        if not self.groups:
+            return flat
+        if group is None or group not in self.groups:
+            raise ValueError(f"This fit has one set of parameters per {self.group_by}: "
+                             f"pass group= one of {', '.join(self.groups)}. Got {group!r}.")
+        return {k: flat[k] if k in flat else flat[f"{k}[{group}]"] for k in self.law.param_names}
+
+    def predict(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
+        """The law at ``inputs`` (e.g. ``params=7e10, tokens=1.4e12``), like sklearn's predict."""
+        return self.law(self.group_params(group), **inputs)
+
+    def predict_draws(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
+        """Predictions under every bootstrap draw: array (B, *shape)."""
+        if self.draws is None:
+            raise ValueError("This fit has no bootstrap draws: fit with bootstrap=1000.")
+        return np.stack([self.law(self._group_values(row, group), **inputs)
+                         for row in self.draws])
+
+    def predict_interval(
+        self, *, group: str | None = None, level: float | None = None, seed: int = 0,
+        **inputs: Any,
+    ) -> Prediction:
+        """Prediction with a percentile CI for the curve and a PI for a new run.
+
+        The PI adds residuals of the fitted points (in the fit's residual space) to each
+        bootstrap prediction, so it carries both parameter and run-to-run uncertainty.
+        """
+        level = self.level if level is None else level
+        mean = self.predict(group=group, **inputs)
+        if self.draws is None or len(self.draws) == 0:
+            return Prediction(mean, None, None, level)
+        draws = self.predict_draws(group=group, **inputs)
+        ci = percentile_interval(draws, level)
+        rng = np.random.default_rng(seed)
+        res = self.residuals if self.residuals is not None and len(self.residuals) else [0.0]
+        eps = rng.choice(np.asarray(res), size=(len(draws), 20) + (1,) * mean.ndim)
+        noisy = draws[:, None] * np.exp(eps) if self.space == "log" else draws[:, None] + eps
+        pi = percentile_interval(noisy.reshape((-1,) + mean.shape), level)
+        return Prediction(mean, (ci[0], ci[1]), (pi[0], pi[1]), level)
+
+    def summary(self) -> str:
+        """A plain-text report, like lmfit's ``fit_report``."""
+        lines = [f"[[Law]] {self.law.name}: {self.law.formula}",
+                 f"    {self.law.citation}",
+                 f"[[Fit]] {self.objective}",
+                 f"    points = {self.n_points}, runs = {self.n_runs}, "
+                 f"objective = {self.objective_value:.10g}"]
+        if self.groups:
+            lines.append(f"    groups ({self.group_by}) = {', '.join(self.groups)}; "
+                         f"shared = {', '.join(self.shared) or 'none'}")
+        lines.append("[[Parameters]]" + (f" ({self.level:.0%} bootstrap CI, "
+                                         f"{len(self.draws)} resamples of runs)"
+                                         if self.draws is not None else ""))
+        for k, v in self.params.items():
+            fixed = " (fixed)" if k in self.law.fixed else ""
+            ci = f"  {self.ci[k]}" if k in self.ci else ""
+            lines.append(f"    {k:>14} = {v:.6g}{ci}{fixed}")
+        if self.notes:
+            lines.append("[[Notes]]")
+            lines += [f"    {i}. {n}" for i, n in enumerate(self.notes, 1)]
+        return "\n".join(lines)
+
+    def to_dict(self, *, draws: bool = True) -> dict[str, Any]:
+        """Plain JSON values: exactly what ``ladder fit --json`` writes."""
+        out: dict[str, Any] = {
+            "law": self.law.name, "formula": self.law.formula, "citation": self.law.citation,
+            "params": {k: float(v) for k, v in self.params.items()},
+            "ci95" if abs(self.level - 0.95) < 1e-12 else f"ci{self.level * 100:g}":
+                {k: v.to_list() for k, v in self.ci.items()},
+            "n_points": self.n_points, "n_runs": self.n_runs,
+            "objective": self.objective, "objective_value": self.objective_value,
+            "notes": list(self.notes), "level": self.level, "space": self.space,
+            "law_spec": self.law.to_dict(),
+        }
+        if self.groups:
+            out.update(groups=list(self.groups), group_by=self.group_by, shared=list(self.shared))
+        if self.ranges:
+            out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
+        if draws and self.draws is not None:
+            out["draws"] = self.draws.tolist()
+        if self.residuals is not None:
+            out["residuals"] = self.residuals.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LawFit:
+        """Rebuild a fit from :meth:`to_dict` output (e.g. a ``--json`` file)."""
+        level = float(d.get("level", 0.95))
+        ci_key = next((k for k in d if k.startswith("ci") and k[2:].replace(".", "").isdigit()),
+                      None)
+        return cls(
+            law=law_from_dict(d.get("law_spec", {"name": d["law"]})),
+            params={k: float(v) for k, v in d["params"].items()},
+            ci={k: Interval(v[0], v[1], level) for k, v in (d.get(ci_key) or {}).items()},
+            objective=d["objective"], objective_value=float(d.get("objective_value", np.nan)),
+            n_points=int(d["n_points"]), n_runs=int(d["n_runs"]),
+            notes=tuple(d.get("notes", ())), groups=tuple(d.get("groups", ())),
+            group_by=d.get("group_by"), shared=tuple(d.get("shared", ())),
+            draws=np.asarray(d["draws"], dtype=float) if d.get("draws") else None,
+            residuals=np.asarray(d["residuals"], float) if d.get("residuals") else None,
+            space=d.get("space", "log"), level=level,
+            ranges={k: tuple(v) for k, v in d.get("ranges", {}).items()} or None,
+        )
+
+
+# ------------------------------------------------------------------------------ the estimator
+
+
+def fit(
+    law: Law,
+    obs: Observations | pd.DataFrame,
+    *,
+    loss: str = "huber",
+    delta: float = 1e-3,
+    space: str | None = None,
+    weights: str | None = None,
+    by: str | None = None,
+    shared: Sequence[str] = (),
+    bootstrap: int = 0,
+    level: float = 0.95,
+    seed: int | None = 0,
+    n_starts: int = 6,
+    progress: Callable[[int, int], None] | None = None,
+) -> LawFit:
+    """Fit ``law`` to observations with the robust multi-start estimator.
+
+    Parameters
+    ----------
+    law : the functional form (its ``fixed`` parameters are held constant).
+    obs : observations of one metric (``Observations`` or a DataFrame with the law's inputs,
+        ``value`` and ``run`` columns).
+    loss : ``huber`` (default, delta 1e-3; Hoffmann et al. 2022) or ``mse``.
+    space : residuals on ``log`` values (default for losses) or ``linear`` (default for
+        accuracies and errors).
+    weights : ``None`` (every point 1, as Hoffmann et al.), ``run`` (every run 1 in all) or
+        the name of a column of per-point weights.
+    by, shared : fit one set of parameters per value of column ``by`` (e.g. ``recipe``),
+        sharing the parameters named in ``shared`` (e.g. ``("alpha", "beta")``).
+    bootstrap : number of run-clustered resamples for intervals (0: none).
+    seed : seed of the resampling.
+    progress : called as ``progress(done, total)`` during the bootstrap.
+
+    Returns
+    -------
+    LawFit
+
+    Example
+    -------
+    >>> import scaling_ladder as sl
+    >>> obs = sl.datasets.load("chinchilla").select(where="besiroglu_outlier == False")
+    >>> fit = sl.ChinchillaLaw().fit(obs)
+    >>> round(fit.params["alpha"], 3)
+    0.347
+    """
+    frame = obs.frame if isinstance(obs, Observations) else obs
+    space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
+                            level, n_starts)
+    prob, run_names = _problem(law, frame, loss, delta, space, weights, by, shared)
+    group_rows = [np.flatnonzero(prob.group == g) for g in range(len(prob.groups))]
+    cands = [prob.screen(rows, n_starts) for rows in group_rows]
+    starts = []
+    for i in range(n_starts):
+        z = np.stack([c[min(i, len(c) - 1)] for c in cands])  # (G, p)
+        sizes = np.array([len(r) for r in group_rows], dtype=float)
+        xv = np.zeros(prob.n_free)
+        for j in range(len(law.param_names)):
+            idx = prob.index[:, j]
+            if (idx >= 0).any():
+                xv[idx] = z[:, j] if len(set(idx)) > 1 else np.average(z[:, j], weights=sizes)
+        starts.append(xv)
+    results = sorted((prob.minimize(s, prob.w) for s in starts), key=lambda r: r.fun)
+    best = results[0]
+    if not np.isfinite(best.fun):
+        raise InputError(None, f"the {law.name} law cannot be fitted to these points (every "
+                         "start gave a non-finite objective)", fix="check the selected rows")
+    optima = [best.x]
+    for r in results[1:]:
+        if np.isfinite(r.fun) and all(np.max(np.abs(r.x - o)) > 1e-3 for o in optima):
+            optima.append(r.x)
+    optima = optima[:3]
+
+    draws = None
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        wb = cluster_weights(prob.run, prob.group, bootstrap, rng) * prob.w
+        rows = []
+        for b in range(bootstrap):
+            fits = [prob.minimize(o, wb[b]) for o in optima]
+            rows.append(_public(prob, min(fits, key=lambda r: r.fun).x))
+            if progress:
+                progress(b + 1, bootstrap)
+        draws = np.array(rows)
+    return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
+
+
+def _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap, level,
+                    n_starts) -> str:
+    if not isinstance(law, Law):
+        raise TypeError(f"The 'law' argument of fit must be a Law. Got {type(law).__name__}.")
+    if loss not in ("huber", "mse"):
+        raise ValueError(f"The 'loss' argument of fit must be 'huber' or 'mse'. Got {loss!r}.")
+    if not (isinstance(delta, (int, float)) and delta > 0):
+        raise ValueError(f"The 'delta' argument of fit must be a float > 0. Got {delta!r}.")
+    space = space or ("log" if law.kind == "loss" else "linear")
+    if space not in ("log", "linear"):
+        raise ValueError(f"The 'space' argument of fit must be 'log' or 'linear'. Got {space!r}.")
+    if not (isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0):
+        raise ValueError(f"The 'bootstrap' argument of fit must be an int >= 0. Got {bootstrap!r}.")
+    if not 0 < level < 1:
+        raise ValueError(f"The 'level' argument of fit must be in (0, 1). Got {level!r}.")
+    if not (isinstance(n_starts, int) and n_starts >= 1):
+        raise ValueError(f"The 'n_starts' argument of fit must be an int >= 1. Got {n_starts!r}.")
+    bad = [k for k in shared if k not in law.param_names]
+    if bad:
+        raise ValueError(f"The 'shared' argument must name parameters of {law.name} "
+                         f"({', '.join(law.param_names)}). Got {bad[0]!r}.")
+    if shared and by is None:
+        raise ValueError("The 'shared' argument needs 'by' (the column that defines groups).")
+    needed = list(law.inputs) + ["value", "run"] + ([by] if by else [])
+    if weights not in (None, "run"):
+        needed.append(weights)
+    for col in needed:
+        if col not in frame:
+            hint = (" (pair a loss metric with the accuracy first: pair_metrics)"
+                    if col == "loss" else "")
+            raise InputError(None, f'the {law.name} law needs column "{col}"{hint}',
+                             column=col, fix="add it to the observations")
+    if len(frame) == 0:
+        raise InputError(None, "no rows left to fit", fix="loosen the selection")
+    if "metric" in frame and frame["metric"].nunique() > 1:
+        metrics = sorted(frame["metric"].unique())
+        raise InputError(None, f"the rows hold {len(metrics)} metrics ({', '.join(metrics[:5])}"
+                         f"{', …' if len(metrics) > 5 else ''}); a law fits one",
+                         column="metric", fix="choose one with --metric")
+    if "kind" in frame:
+        want = "loss" if law.kind == "loss" else "accuracy"
+        kinds = set(frame["kind"].unique())
+        if kinds != {want}:
+            raise InputError(None, f"the {law.name} law fits {want} values but the rows are "
+                             f"{', '.join(sorted(kinds))}", column="kind",
+                             fix=f"select {want} rows with --metric")
+    return space
+
+
+def _problem(law, frame, loss, delta, space, weights, by, shared):
+    x = {k: frame[k].to_numpy(dtype=float) for k in law.inputs}
+    for k, v in x.items():
+        if not np.all(np.isfinite(v)) or (k != "loss" and np.any(v <= 0)):
+            raise InputError(None, f'column "{k}" has missing or non-positive values',
+                             column=k, fix="give every selected row a positive value")
+    y = frame["value"].to_numpy(dtype=float)
+    if law.kind == "error":
+        y = 1.0 - y
+    if space == "log" and np.any(y <= 0):
+        raise InputError(None, "log residuals need positive values", column="value",
+                         fix="use space='linear' or select positive rows")
+    if weights is None:
+        w = np.ones(len(frame))
+    elif weights == "run":
+        w = 1.0 / frame.groupby(["experiment", "run"] if "experiment" in frame else ["run"],
+                                sort=False)["value"].transform("size").to_numpy(dtype=float)
+    else:
+        w = frame[weights].to_numpy(dtype=float)
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise InputError(None, f'weights column "{weights}" has negative or missing values',
+                             column=weights, fix="give every row a weight >= 0")
+    if by is None:
+        groups, group = ("all",), np.zeros(len(frame), dtype=int)
+    else:
+        labels = frame[by].astype(str).to_numpy()
+        groups_arr, group = np.unique(labels, return_inverse=True)
+        groups = tuple(groups_arr)
+    keys = ["experiment", "run"] if "experiment" in frame else ["run"]
+    run_key = frame[keys].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    run_names, run = np.unique(np.char.add(group.astype(str), np.char.add("\x1f", run_key)),
+                               return_inverse=True)
+    prob = _Problem(law, x, y, w, group, run, groups, tuple(shared), space, loss, delta)
+    return prob, run_names
+
+
+def _public(prob: _Problem, xv: np.ndarray) -> np.ndarray:
+    """Flat public parameter vector (shared/fixed once, per-group ones per group)."""
+    z = prob.z_of(xv)
+    pub = prob.law.to_public(z)
+    out = []
+    for j, name in enumerate(prob.law.param_names):
+        if len(prob.groups) == 1 or name in prob.law.fixed or name in prob.shared:
+            out.append(pub[0, j])
+        else:
+            out.extend(pub[:, j])
+    return np.array(out)
+
+
+def _flat_names(prob: _Problem) -> list[str]:
+    names = []
+    for name in prob.law.param_names:
+        if len(prob.groups) == 1 or name in prob.law.fixed or name in prob.shared:
+            names.append(name)
+        else:
+            names.extend(f"{name}[{g}]" for g in prob.groups)
+    return names
+
+
+def _result(prob, best, draws, frame, run_names, level, by, shared, weights) -> LawFit:
+    law = prob.law
+    names = _flat_names(prob)
+    values = _public(prob, best.x)
+    ci = {}
+    if draws is not None:
+        lohi = percentile_interval(draws, level)
+        ci = {k: Interval(float(lohi[0, i]), float(lohi[1, i]), level)
+              for i, k in enumerate(names) if k.split("[")[0] not in law.fixed}
+    zp = prob.z_of(best.x)[prob.group]
+    yhat = law.evaluate(zp[None], prob.x)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        residuals = prob._transform(yhat) - prob.t_y
+    space_word = {"loss": "log-loss", "accuracy": "accuracy", "error": "error"}[law.kind]
+    if prob.space == "linear" and law.kind == "loss":
+        space_word = "loss"
+    if prob.space == "log" and law.kind != "loss":
+        space_word = f"log {space_word}"
+    obj = (f"huber(delta={prob.delta:g}, sum) on {space_word}" if prob.loss == "huber"
+           else f"least squares (sum) on {space_word}")
+    if weights:
+        obj += f", weights={weights}"
+    ranges = {k: (float(v.min()), float(v.max())) for k, v in prob.x.items()}
+    notes = _notes(prob, best, names, values, ranges, draws)
+    return LawFit(
+        law=law, params=dict(zip(names, map(float, values))), ci=ci, objective=obj,
+        objective_value=float(best.fun), n_points=len(frame), n_runs=len(run_names),
+        notes=tuple(notes), groups=prob.groups if by else (), group_by=by,
+        shared=tuple(shared), draws=draws, residuals=residuals, space=prob.space, level=level,
+        ranges=ranges)
+
+
+def _notes(prob, best, names, values, ranges, draws) -> list[str]:
+    law, notes = prob.law, []
+    if best.status == 1:  # iteration limit; status 2 (line search) is machine precision
+        notes.append(f"the optimiser stopped at its iteration limit ({best.nit} iterations)")
+    for i, name in enumerate(names):
+        base = name.split("[")[0]
+        if base in law.fixed:
+            continue
+        lo, hi = law.bounds_of(base)
+        v = values[i]
+        if np.isfinite(lo) and abs(v - lo) <= 1e-6 * (1 + abs(lo)):
+            notes.append(f"{name} at its lower bound ({lo:g})")
+        elif np.isfinite(hi) and abs(v - hi) <= 1e-6 * (1 + abs(hi)):
+            notes.append(f"{name} at its upper bound ({hi:g})")
+        elif base in law.coefficients and lo == 0 and v < 1e-6 * max(np.abs(prob.y)):
+            notes.append(f"{name} is ~0: its term does not contribute")
+    if len(prob.y) <= prob.n_free:
+        notes.append(f"{len(prob.y)} points for {prob.n_free} free parameters: not identified")
+    for k, (lo, hi) in ranges.items():
+        if lo == hi:
+            notes.append(f"every point has the same {k} ({lo:g}): its exponent is not identified")
+    if "params" in prob.x and len(np.unique(prob.x["params"])) < 3 and law.name != "power-D":
+        notes.append(f"only {len(np.unique(prob.x['params']))} model sizes")
+    if draws is not None:
+        bad = int(np.sum(~np.all(np.isfinite(draws), axis=1)))
+        if bad:
+            notes.append(f"{bad} bootstrap resamples failed and were left out of the intervals")
+    return notes
+
+
+# --------------------------------------------------------------------------------- chaining
+
+
+def pair_metrics(obs: Observations | pd.DataFrame, *, loss_metric: str, metric: str):
+    """Rows of ``metric`` with the ``loss_metric`` value of the same run and checkpoint as a
+    ``loss`` column: the input of a loss-to-accuracy law (step 2 of the two-step ladder)."""
+    frame = obs.frame if isinstance(obs, Observations) else obs
+    keys = [k for k in ("experiment", "run", "tokens") if k in frame]
+    loss = frame[frame["metric"] == loss_metric][keys + ["value"]]
+    if loss.empty:
+        raise InputError(None, f'no rows with metric "{loss_metric}"', column="metric",
+                         fix="choose the loss metric that predicts the task")
+    target = frame[frame["metric"] == metric]
+    paired = target.merge(loss.rename(columns={"value": "loss"}), on=keys, how="inner")
+    aside = (("rows without a matching " + loss_metric, len(target) - len(paired)),)
+    if isinstance(obs, Observations):
+        return Observations(paired, obs.set_aside + aside, obs.sources)
+    return paired
+
+
+@dataclass(frozen=True)
+class ChainFit:
+    """(N, D) -> loss -> accuracy: two fitted laws evaluated in sequence.
+
+    Uncertainty is carried through by pairing bootstrap draws of both fits (draw i of the
+    loss law feeds draw i of the accuracy law), as in the two-step prediction of Bhagia et al.
+    (2024) and Gadre et al. (2024).
+    """
+
+    loss_fit: LawFit
+    task_fit: LawFit
+
+    def predict(self, **inputs: Any) -> np.ndarray:
+        return self.task_fit.predict(loss=self.loss_fit.predict(**inputs))
+
+    def predict_interval(self, *, level: float = 0.95, **inputs: Any) -> Prediction:
+        mean = self.predict(**inputs)
+        if self.loss_fit.draws is None or self.task_fit.draws is None:
+            return Prediction(mean, None, None, level)
+        losses = self.loss_fit.predict_draws(**inputs)
+        b2 = len(self.task_fit.draws)
+        out = np.stack([self.task_fit.law(self.task_fit._group_values(
+            self.task_fit.draws[i % b2], None), loss=loss) for i, loss in enumerate(losses)])
+        ci = percentile_interval(out, level)
+        return Prediction(mean, (ci[0], ci[1]), None, level)
+
+
+def chain(loss_fit: LawFit, task_fit: LawFit) -> ChainFit:
+    """Chain a loss law and a loss-to-accuracy law: see :class:`ChainFit`."""
+    if task_fit.law.inputs != ("loss",):
+        raise ValueError("The second fit of chain must map loss to accuracy (sigmoid or "
+                         f"exp-error). Got {task_fit.law.name!r}.")
+    return ChainFit(loss_fit, task_fit)

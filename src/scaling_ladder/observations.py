@@ -1,0 +1,465 @@
+"""The observations table: one row per (run, checkpoint, metric), read, validated, selected.
+
+Every number scaling-ladder knows is a row of this table (see DESIGN.md). CSV, Parquet and
+JSON Lines are read and written; extra columns are kept; bad input raises :class:`InputError`
+naming the file, line and column; rows set aside by a filter are counted, never dropped quietly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+REQUIRED = ("run", "params", "tokens", "metric", "value")
+OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")
+COLUMNS = ("experiment", "recipe", "run", "params", "tokens", "flops", "seed", "lr",
+           "batch_tokens", "final", "metric", "kind", "value")
+KINDS = ("loss", "accuracy", "perplexity")
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+           ".parquet": "parquet", ".pq": "parquet"}
+_KEY = ["experiment", "run", "tokens", "metric"]
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A validated observations table and the record of rows set aside on the way.
+
+    ``frame`` has the DESIGN.md columns (plus any extra ones); ``set_aside`` lists
+    ``(reason, count)`` for every filter or cleaning step that removed rows.
+    """
+
+    frame: pd.DataFrame
+    set_aside: tuple[tuple[str, int], ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def n_runs(self) -> int:
+        """Number of distinct (experiment, run) pairs."""
+        return int(self.frame.groupby(["experiment", "run"], sort=False).ngroups)
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(self.frame["metric"].unique())
+
+    def select(
+        self,
+        *,
+        experiment: str | Sequence[str] | None = None,
+        recipe: str | Sequence[str] | None = None,
+        metric: str | Sequence[str] | None = None,
+        where: str | None = None,
+        checkpoints: str = "all",
+    ) -> Observations:
+        """Rows matching every filter; each filter's removed rows are counted in ``set_aside``.
+
+        ``checkpoints`` is ``all``, ``final``, ``drop-first:F`` (drop each run's checkpoints
+        before fraction F of its last token count; Choshen et al. 2024 recommend dropping early
+        checkpoints), ``drop-first-tokens:T`` (drop checkpoints before T tokens) or ``last:F``
+        (keep checkpoints in the last fraction F of each run's tokens).
+        """
+        frame, aside = self.frame, list(self.set_aside)
+
+        def keep(mask: pd.Series | np.ndarray, reason: str) -> None:
+            nonlocal frame
+            mask = np.asarray(mask, dtype=bool)
+            if (~mask).any():
+                aside.append((reason, int((~mask).sum())))
+            frame = frame[mask]
+
+        for col, want in (("experiment", experiment), ("recipe", recipe), ("metric", metric)):
+            if want is not None:
+                wanted = [want] if isinstance(want, str) else list(want)
+                present = set(frame[col].unique())
+                missing = [w for w in wanted if w not in present]
+                if missing:
+                    hint = _closest(missing[0], present)
+                    raise InputError(
+                        None, f'no rows with {col} "{missing[0]}"',
+                        fix=f"choose one of {_listing(present)}" + hint)
+                keep(frame[col].isin(wanted), f"{col} not {_listing(wanted)}")
+        if where:
+            try:
+                mask = frame.eval(where)
+            except Exception as exc:  # pandas raises many types for a bad expression
+                raise InputError(None, f'--where "{where}" cannot be evaluated ({exc})',
+                                 fix="write a pandas query over the table's columns") from None
+            if not (isinstance(mask, pd.Series) and mask.dtype == bool):
+                raise InputError(None, f'--where "{where}" is not a true/false condition',
+                                 fix='write a comparison, e.g. "params > 1e8"')
+            keep(mask.to_numpy(), f"where {where}")
+        keep(checkpoint_mask(frame, checkpoints), f"checkpoints {checkpoints}")
+        return Observations(frame.reset_index(drop=True), tuple(aside), self.sources)
+
+    def write(self, path: str | Path) -> None:
+        """Write CSV, Parquet or JSON Lines, chosen by the file's suffix."""
+        write_observations(self.frame, path)
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        f = self.frame
+        return [
+            ("rows", f"{len(f):,}"),
+            ("runs", f"{self.n_runs:,}"),
+            ("experiments", _listing(f["experiment"].unique())),
+            ("recipes", _listing(f["recipe"].unique())),
+            ("metrics", _listing(f["metric"].unique())),
+        ] + [(f"set aside: {reason}", f"{n:,}") for reason, n in self.set_aside]
+
+
+def checkpoint_mask(frame: pd.DataFrame, rule: str) -> np.ndarray:
+    """Boolean mask of the rows a checkpoint-selection rule keeps (see ``select``)."""
+    if rule == "all":
+        return np.ones(len(frame), dtype=bool)
+    if rule == "final":
+        return frame["final"].to_numpy(dtype=bool)
+    m = re.fullmatch(r"(drop-first|drop-first-tokens|last):([0-9.eE+-]+)", rule or "")
+    try:
+        x = float(m.group(2)) if m else math.nan
+    except ValueError:
+        x = math.nan
+    if not m or not math.isfinite(x) or x < 0 or (m.group(1) != "drop-first-tokens" and x > 1):
+        raise ValueError(
+            "The 'checkpoints' option must be all, final, drop-first:F, drop-first-tokens:T or "
+            f"last:F with 0 <= F <= 1. Got {rule!r}.")
+    kind = m.group(1)
+    tokens = frame["tokens"].to_numpy(dtype=float)
+    if kind == "drop-first-tokens":
+        return tokens >= x
+    last = frame.groupby(["experiment", "run", "metric"], sort=False)["tokens"].transform("max")
+    last = last.to_numpy(dtype=float)
+    if kind == "drop-first":
+        return tokens >= x * last
+    return tokens >= (1 - x) * last
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def read_observations(paths: str | Path | Iterable[str | Path]) -> Observations:
+    """Read and validate one or more observation files (CSV, Parquet, JSON Lines).
+
+    Example
+    -------
+    >>> obs = read_observations("runs.csv")                     # doctest: +SKIP
+    >>> obs.select(metric="val/c4", checkpoints="drop-first:0.1")  # doctest: +SKIP
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames, aside = [], []
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError(None, "no observation file given", fix="name at least one file")
+    for path in paths:
+        raw, lines, word = _read_raw(path)
+        frame, dropped = validate(raw, path=str(path), lines=lines, line_word=word)
+        frames.append(frame)
+        aside += dropped
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) > 1:
+        frame, dropped = _check_duplicates(frame, "+".join(map(str, paths)), None)
+        aside += dropped
+    return Observations(frame, tuple(aside), tuple(map(str, paths)))
+
+
+def from_frame(frame: pd.DataFrame, *, name: str = "<table>") -> Observations:
+    """Validate an in-memory table (e.g. built in a notebook) into :class:`Observations`."""
+    raw = frame.reset_index(drop=True)
+    lines = np.arange(1, len(raw) + 1)
+    checked, aside = validate(raw, path=name, lines=lines, line_word="row")
+    return Observations(checked, tuple(aside), (name,))
+
+
+def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The file as a table of raw values, each row's line (or row) number, and which."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if not path.exists():
+        raise InputError(str(path), "file not found", fix="check the path")
+    if path.is_dir():
+        raise InputError(str(path), "is a directory, not a table file",
+                         fix="name the .csv, .jsonl or .parquet file inside it")
+    if fmt is None:
+        raise InputError(str(path), f'unknown file type "{path.suffix}"',
+                         fix="use .csv, .jsonl or .parquet")
+    if path.stat().st_size == 0:
+        raise InputError(str(path), "file is empty", fix="write a header line and rows")
+    if fmt == "csv":
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        except UnicodeDecodeError:
+            raise InputError(str(path), "is not a text table (it is not UTF-8 text)",
+                             fix="pass a CSV file with a header line") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(str(path), f"is not a CSV table ({str(exc).strip()})",
+                             fix="pass a CSV file with a header line") from None
+        if raw.shape[1] < 2:
+            raise InputError(str(path), "is not a CSV table (one column only)", line=1,
+                             fix="separate columns with commas and start with a header line")
+        return raw, np.arange(2, len(raw) + 2), "line"
+    if fmt == "jsonl":
+        return (*_read_jsonl(path), "line")
+    try:
+        raw = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several error types for a non-Parquet file
+        raise InputError(str(path), f"is not a Parquet file ({type(exc).__name__})",
+                         fix="write it with pandas.DataFrame.to_parquet") from None
+    return raw, np.arange(1, len(raw) + 1), "row"
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    records, lines = [], []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(str(path), "is not JSON Lines (not UTF-8 text)",
+                         fix="write one JSON object per line") from None
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(str(path), f"is not valid JSON ({exc.msg})", line=i,
+                             fix="write one JSON object per line") from None
+        if not isinstance(rec, dict):
+            raise InputError(str(path), "is not a JSON object", line=i,
+                             fix='write one object per line, e.g. {"run": ..., "value": ...}')
+        records.append(rec)
+        lines.append(i)
+    if not records:
+        raise InputError(str(path), "file has no rows", fix="write one JSON object per line")
+    return pd.DataFrame.from_records(records), np.asarray(lines)
+
+
+# -------------------------------------------------------------------------------- validation
+
+
+def validate(
+    raw: pd.DataFrame, *, path: str, lines: np.ndarray, line_word: str = "line"
+) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """Check every column of a raw table and return the typed table and rows set aside."""
+    if len(raw) == 0:
+        raise InputError(path, "has a header but no rows", fix="add rows or remove the file")
+    raw = raw.rename(columns=lambda c: str(c).strip())
+    _check_columns(raw, path, line_word)
+
+    def fail(mask: np.ndarray, column: str, problem, fix: str) -> None:
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            i = idx[0]
+            text = problem(raw[column].iloc[i]) if callable(problem) else problem
+            raise InputError(path, text, column=column, fix=fix, more=len(idx) - 1,
+                             **{line_word: int(lines[i])})
+
+    out = pd.DataFrame(index=raw.index)
+    for col in ("experiment", "recipe", "run", "metric"):
+        default = {"experiment": Path(path).stem, "recipe": "default"}.get(col)
+        s = raw[col] if col in raw else pd.Series(default, index=raw.index)
+        s = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+        fail((s == "").to_numpy(), col, "is empty", f"give every row a {col} name")
+        out[col] = s
+
+    params = _numeric(raw, "params", fail)
+    fail(params != np.round(params), "params", lambda v: f'"{v}" is not a whole number',
+         "give the parameter count as an integer")
+    fail(params <= 0, "params", lambda v: f"N = {v} is not positive",
+         "give the model's parameter count (> 0)")
+    out["params"] = params.astype(np.int64)
+    tokens = _numeric(raw, "tokens", fail)
+    fail(tokens <= 0, "tokens", lambda v: f"D = {v} is not positive",
+         "give training tokens seen at the checkpoint (> 0) or remove the row")
+    out["tokens"] = tokens
+    if _present(raw, "flops"):
+        flops = _numeric(raw, "flops", fail, optional=True)
+        fail(flops <= 0, "flops", lambda v: f"C = {v} is not positive",
+             "give training FLOPs (> 0) or leave the field empty for 6ND")
+        out["flops"] = np.where(np.isnan(flops), 6.0 * out["params"] * tokens, flops)
+    else:
+        out["flops"] = 6.0 * out["params"].to_numpy(dtype=float) * tokens
+    if _present(raw, "seed"):
+        seed = _numeric(raw, "seed", fail, optional=True)
+        fail(~np.isnan(seed) & (seed != np.round(seed)), "seed",
+             lambda v: f'"{v}" is not a whole number', "give integer seeds")
+        out["seed"] = pd.array(np.where(np.isnan(seed), 0, seed).astype(np.int64),
+                               dtype="Int64")
+        out.loc[np.isnan(seed), "seed"] = pd.NA
+    else:
+        out["seed"] = pd.array([pd.NA] * len(raw), dtype="Int64")
+    for col in ("lr", "batch_tokens"):
+        if _present(raw, col):
+            x = _numeric(raw, col, fail, optional=True)
+            fail(x <= 0, col, lambda v: f"{v} is not positive", "give a positive number")
+            out[col] = x
+        else:
+            out[col] = np.nan
+
+    value = _numeric(raw, "value", fail)
+    kind = (raw["kind"].astype(object).where(raw["kind"].notna(), "").astype(str).str.strip()
+            .str.lower() if "kind" in raw else pd.Series("", index=raw.index))
+    kind = kind.where(kind != "", np.where(out["metric"].str.startswith("ds/"),
+                                           "accuracy", "loss"))
+    fail(~kind.isin(KINDS).to_numpy(), "kind", lambda v: f'"{v}" is not a kind',
+         "use loss (nats/token), accuracy ([0, 1]) or perplexity")
+    ppl = (kind == "perplexity").to_numpy()
+    fail(ppl & (value < 1), "value", lambda v: f"perplexity {v} is below 1",
+         "give perplexity (>= 1) or set kind to loss")
+    value = np.where(ppl, np.log(np.where(ppl, value, 1.0)), value)
+    kind = kind.where(~ppl, "loss")
+    acc = (kind == "accuracy").to_numpy()
+    fail(acc & ((value < 0) | (value > 1)), "value",
+         lambda v: f"accuracy {v} is outside [0, 1]",
+         "give accuracy as a fraction (divide percentages by 100)")
+    fail(~acc & (value <= 0), "value", lambda v: f"loss {v} is not positive",
+         "give cross-entropy in nats/token (> 0)")
+    out["kind"] = kind.to_numpy()
+    out["value"] = value
+
+    if _present(raw, "final"):
+        out["final"] = _booleans(raw, "final", fail)
+    extra = [c for c in raw.columns if c not in COLUMNS]
+    for col in extra:
+        out[col] = _infer(raw[col])
+    frame, aside = _check_duplicates(out, path, (lines, line_word))
+    if "final" not in frame:
+        last = frame.groupby(["experiment", "run", "metric"], sort=False)["tokens"]
+        frame["final"] = (frame["tokens"] == last.transform("max")).to_numpy()
+    frame = frame[list(COLUMNS) + extra]
+    return frame.reset_index(drop=True), aside
+
+
+def _check_columns(raw: pd.DataFrame, path: str, line_word: str) -> None:
+    have = set(raw.columns)
+    unknown = [c for c in raw.columns if c not in COLUMNS]
+    for col in REQUIRED:
+        if col not in have:
+            guess = difflib.get_close_matches(col, unknown, n=1, cutoff=0.7)
+            hint = (f'rename "{guess[0]}" to "{col}"' if guess
+                    else f"add a {col} column (required: {', '.join(REQUIRED)})")
+            raise InputError(path, f'column "{col}" is missing', column=col, fix=hint,
+                             line=1 if line_word == "line" else None)
+    for col in unknown:
+        guess = difflib.get_close_matches(col, [c for c in OPTIONAL if c not in have], n=1,
+                                          cutoff=0.8)
+        if guess:
+            raise InputError(path, f'column "{col}" looks like a misspelling of "{guess[0]}"',
+                             line=1 if line_word == "line" else None, column=col,
+                             fix=f'rename it to "{guess[0]}"')
+
+
+def _present(raw: pd.DataFrame, col: str) -> bool:
+    return col in raw and bool((raw[col].astype(str).str.strip() != "").any()) and bool(
+        raw[col].notna().any())
+
+
+def _numeric(raw, col, fail, *, optional=False) -> np.ndarray:
+    """A column as float64; empty is an error unless optional (then NaN)."""
+    s = raw[col]
+    text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+    empty = (text == "").to_numpy()
+    if not optional:
+        fail(empty, col, "is empty", "give a number in every row or remove the row")
+    x = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(dtype=float)
+    lowered = text.str.lower()
+    named_nan = lowered.isin(["nan", "-nan", "na", "n/a", "null", "none"]).to_numpy()
+    fail(np.isnan(x) & ~empty & ~named_nan, col, lambda v: f'"{v}" is not a number',
+         "fix it or remove the row")
+    fail(named_nan | np.isinf(x), col, lambda v: f'"{v}" is not a finite number',
+         "give a finite number or remove the row")
+    return np.where(empty, np.nan, x)
+
+
+def _booleans(raw: pd.DataFrame, col: str, fail) -> np.ndarray:
+    text = raw[col].astype(object).where(raw[col].notna(), "").astype(str).str.strip().str.lower()
+    table = {"true": True, "1": True, "1.0": True, "yes": True,
+             "false": False, "0": False, "0.0": False, "no": False}
+    fail(~text.isin(list(table)).to_numpy(), col, lambda v: f'"{v}" is not true or false',
+         "write True or False")
+    return text.map(table).to_numpy(dtype=bool)
+
+
+def _infer(s: pd.Series) -> pd.Series:
+    """Type an extra column read as text: numbers, booleans, else text (empty = missing)."""
+    if s.dtype != object and not pd.api.types.is_string_dtype(s):
+        return s
+    text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+    empty = text == ""
+    if empty.all():
+        return pd.Series(np.nan, index=s.index)
+    num = pd.to_numeric(text.where(~empty, "nan"), errors="coerce")
+    if (num.notna() | empty).all() and not empty.all():
+        return num
+    low = text.str.lower()
+    if (low.isin(["true", "false"]) | empty).all() and not empty.all():
+        out = low.map({"true": True, "false": False})
+        return out.astype(bool) if not empty.any() else out.astype("boolean")
+    return text.where(~empty, None)
+
+
+def _check_duplicates(frame, path, where) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """Duplicate (experiment, run, tokens, metric) keys: same value set aside, else an error."""
+    dup = frame.duplicated(_KEY, keep=False).to_numpy()
+    if not dup.any():
+        return frame, []
+    sub = frame[dup]
+    spread = sub.groupby(_KEY, sort=False)["value"].transform(lambda v: v.max() - v.min())
+    bad = sub[spread.to_numpy() > 0]
+    if len(bad):
+        first = bad.iloc[0]
+        same = bad[(bad[_KEY] == first[_KEY]).all(axis=1)]
+        pos = [frame.index.get_loc(i) for i in same.index[:2]]
+        if where is not None:
+            lines, word = where
+            at = f"{word}s {lines[pos[0]]} and {lines[pos[1]]}"
+        else:
+            at = "two files"
+        n_keys = bad.groupby(_KEY, sort=False).ngroups
+        raise InputError(
+            path,
+            f'{at} give run "{first["run"]}", metric "{first["metric"]}", tokens '
+            f'{first["tokens"]:g} two different values ({same["value"].iloc[0]:g} and '
+            f'{same["value"].iloc[1]:g})', column="value", more=n_keys - 1,
+            fix="keep one row per checkpoint, or give the runs different names")
+    keep = ~frame.duplicated(_KEY, keep="first").to_numpy()
+    return frame[keep], [("exact duplicate rows", int((~keep).sum()))]
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def write_observations(frame: pd.DataFrame | Observations, path: str | Path) -> None:
+    """Write a table as CSV, Parquet or JSON Lines, chosen by the suffix of ``path``."""
+    if isinstance(frame, Observations):
+        frame = frame.frame
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"Cannot write {path}: the suffix must be .csv, .jsonl or .parquet.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True, double_precision=15)
+
+
+def _listing(values, limit: int = 6) -> str:
+    values = [str(v) for v in values]
+    head = ", ".join(values[:limit])
+    return head + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _closest(word: str, options) -> str:
+    guess = difflib.get_close_matches(word, [str(o) for o in options], n=1)
+    return f' (did you mean "{guess[0]}"?)' if guess else ""
