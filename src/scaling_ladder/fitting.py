@@ -62,7 +62,7 @@ class _Problem:
         self.n_free = k
         lb = law.internal_bounds()
         self.bounds = [None] * k
-        for (g, j) in zip(*np.nonzero(self.index >= 0)):
+        for g, j in zip(*np.nonzero(self.index >= 0), strict=True):
             self.bounds[self.index[g, j]] = lb[j]
         self.t_y = self._transform(y)
         self.point_index = self.index[group]  # (n, p)
@@ -119,14 +119,14 @@ class _Problem:
     # ---- screening by variable projection
     def screen(self, rows: np.ndarray, top: int) -> np.ndarray:
         """Best ``top`` internal parameter rows (top, p) for the points ``rows`` of one group."""
-        law, m = self.law, len(self.law.coefficients)
+        law = self.law
         if len(rows) > _SCREEN_POINTS:
             rows = rows[np.linspace(0, len(rows) - 1, _SCREEN_POINTS).astype(int)]
         x = {k: v[rows] for k, v in self.x.items()}
         y, w = self.y[rows], self.w[rows]
         grids = law.grid(x)
         axes = []
-        for j, name in enumerate(law.exponents):
+        for name in law.exponents:
             if name in law.fixed:
                 axes.append(np.array([law.fixed[name]]))
                 continue
@@ -251,7 +251,7 @@ class LawFit:
         return self._group_values(np.array(list(self.params.values())), group)
 
     def _group_values(self, row: np.ndarray, group: str | None) -> dict[str, float]:
-        flat = dict(zip(self.params, row))
+        flat = dict(zip(self.params, row, strict=True))
         if not self.groups:
             return flat
         if group is None or group not in self.groups:
@@ -580,7 +580,7 @@ def _result(prob, best, draws, frame, run_names, level, by, shared, weights) -> 
     ranges = {k: (float(v.min()), float(v.max())) for k, v in prob.x.items()}
     notes = _notes(prob, best, names, values, ranges, draws)
     return LawFit(
-        law=law, params=dict(zip(names, map(float, values))), ci=ci, objective=obj,
+        law=law, params=dict(zip(names, map(float, values), strict=True)), ci=ci, objective=obj,
         objective_value=float(best.fun), n_points=len(frame), n_runs=len(run_names),
         notes=tuple(notes), groups=prob.groups if by else (), group_by=by,
         shared=tuple(shared), draws=draws, residuals=residuals, space=prob.space, level=level,
