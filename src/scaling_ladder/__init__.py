@@ -2,8 +2,11 @@
 
 from . import datasets
 from .bootstrap import Interval
+from .compute import Allocation, IsoFlopResult, isoflop, optimal, training_flops
 from .errors import InputError, LadderError
 from .fitting import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
+from .holdout import HoldoutResult, holdout
+from .importers import read_tensorboard, read_wandb_csv
 from .laws import (
     ChinchillaLaw,
     DataConstrainedLaw,
@@ -17,9 +20,11 @@ from .laws import (
 from .observations import Observations, from_frame, read_observations, write_observations
 
 __all__ = [
-    "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "ExponentialErrorLaw", "InputError",
-    "Interval", "LadderError", "Law", "LawFit", "Observations", "OvertrainLaw", "PowerLaw",
-    "Prediction", "SigmoidLaw", "chain", "datasets", "fit", "from_frame", "make_law",
-    "pair_metrics", "read_observations", "write_observations",
+    "Allocation", "chain", "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "datasets",
+    "ExponentialErrorLaw", "fit", "from_frame", "holdout", "HoldoutResult", "InputError",
+    "Interval", "isoflop", "IsoFlopResult", "LadderError", "Law", "LawFit", "make_law",
+    "Observations", "optimal", "OvertrainLaw", "pair_metrics", "PowerLaw", "Prediction",
+    "read_observations", "read_tensorboard", "read_wandb_csv", "SigmoidLaw", "training_flops",
+    "write_observations",
 ]
 __version__ = "0.1.0"

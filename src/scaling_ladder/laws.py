@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import expit
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,7 @@ class SigmoidLaw(Law):
     def log_basis_grad(self, theta, x):
         loss = np.asarray(x["loss"], dtype=float)
         k, l0 = theta[..., 0], theta[..., 1]
-        s = 1.0 / (1.0 + np.exp(-k * (loss - l0)))  # d softplus(u)/du at u = k (L - L0)
+        s = expit(k * (loss - l0))  # d softplus(u) / du at u = k (L - L0)
         g = np.zeros((len(loss), 2, 2))
         g[:, 0, 0] = -s * (loss - l0)
         g[:, 0, 1] = s * k
