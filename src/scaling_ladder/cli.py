@@ -138,15 +138,26 @@ def _jsonable(x: Any) -> Any:
 
 @contextmanager
 def _progress(label: str, quiet: bool):
-    """A rich progress bar on stderr; yields a ``progress(done, total)`` callback."""
+    """Yields a ``progress(done, total)`` callback that shows a rich bar on stderr once called."""
     if quiet:
         yield None
         return
     bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TimeRemainingColumn(), console=err, transient=True)
-    with bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done)
+
+    try:
+        yield update
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 def _selection_table(obs: Observations) -> Table:

@@ -44,3 +44,11 @@ class InputError(LadderError, ValueError):
         if self.fix:
             text += f"; {self.fix}"
         return text
+
+    def in_file(self, path: str | None) -> InputError:
+        """The same error, naming ``path`` when it named no file yet."""
+        if self.path is None and path:
+            self.path = path
+            self.args = (self._text(),)
+        return self
+

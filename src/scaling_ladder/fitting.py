@@ -407,9 +407,13 @@ def fit(
     0.347
     """
     frame = obs.frame if isinstance(obs, Observations) else obs
-    space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
-                            level, n_starts)
-    prob, run_names = _problem(law, frame, loss, delta, space, weights, by, shared)
+    try:
+        space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
+                                level, n_starts)
+        prob, run_names = _problem(law, frame, loss, delta, space, weights, by, shared)
+    except InputError as exc:
+        sources = obs.sources if isinstance(obs, Observations) else ()
+        raise exc.in_file(", ".join(sources) or None) from None
     group_rows = [np.flatnonzero(prob.group == g) for g in range(len(prob.groups))]
     cands = [prob.screen(rows, n_starts) for rows in group_rows]
     starts = []
@@ -608,6 +612,9 @@ def _notes(prob, best, names, values, ranges, draws) -> list[str]:
     for k, (lo, hi) in ranges.items():
         if lo == hi:
             notes.append(f"every point has the same {k} ({lo:g}): its exponent is not identified")
+        elif k != "loss" and hi / lo < 1.5:
+            notes.append(f"{k} spans only a factor {hi / lo:.2f}: its exponent is poorly "
+                         "identified")
     if "params" in prob.x and len(np.unique(prob.x["params"])) < 3 and law.name != "power-D":
         notes.append(f"only {len(np.unique(prob.x['params']))} model sizes")
     if draws is not None:
