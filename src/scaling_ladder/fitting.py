@@ -18,13 +18,17 @@ steps:
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .errors import InputError
@@ -33,6 +37,8 @@ from .observations import Observations
 
 _SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement uses all)
 _OPTS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}
+# Bootstrap refits start at the optimum; percentiles need no more than ~6 digits.
+_BOOT_OPTS = {"ftol": 1e-12, "gtol": 1e-9, "maxiter": 3000, "maxcor": 20}
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -109,12 +115,12 @@ class _Problem:
         grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
         return f, grad
 
-    def minimize(self, x0: np.ndarray, w: np.ndarray):
+    def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = _OPTS):
         lo = np.array([b[0] if b[0] is not None else -np.inf for b in self.bounds])
         hi = np.array([b[1] if b[1] is not None else np.inf for b in self.bounds])
         x0 = np.clip(x0, lo, hi)
         return minimize(self.value_and_grad, x0, args=(w,), jac=True, method="L-BFGS-B",
-                        bounds=self.bounds, options=_OPTS)
+                        bounds=self.bounds, options=options)
 
     # ---- screening by variable projection
     def screen(self, rows: np.ndarray, top: int) -> np.ndarray:
@@ -406,6 +412,15 @@ def fit(
     >>> round(fit.params["alpha"], 3)
     0.347
     """
+    # Every array here is small: multithreaded BLAS only adds overhead, and under load it is
+    # catastrophic (a 10x slowdown measured on 2 busy cores), so run single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, seed,
+                    n_starts, progress)
+
+
+def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, seed, n_starts,
+         progress) -> LawFit:
     frame = obs.frame if isinstance(obs, Observations) else obs
     try:
         space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
@@ -441,14 +456,37 @@ def fit(
     if bootstrap:
         rng = np.random.default_rng(seed)
         wb = cluster_weights(prob.run, prob.group, bootstrap, rng) * prob.w
-        rows = []
-        for b in range(bootstrap):
-            fits = [prob.minimize(o, wb[b]) for o in optima]
-            rows.append(_public(prob, min(fits, key=lambda r: r.fun).x))
-            if progress:
-                progress(b + 1, bootstrap)
-        draws = np.array(rows)
+        draws = _bootstrap(prob, optima, wb, progress)
     return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
+
+
+def _refit(prob: _Problem, optima: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Public parameters refitted under each row of ``weights``, from every known optimum."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.array([_public(prob, min((prob.minimize(o, w, _BOOT_OPTS) for o in optima),
+                                           key=lambda r: r.fun).x) for w in weights])
+
+
+def _bootstrap(prob, optima, wb, progress) -> np.ndarray:
+    """Refit every resample, on all cores in chunks when there is enough work."""
+    chunks = np.array_split(np.arange(len(wb)), max(1, min(len(wb) // 10, 50)))
+    workers = min(os.cpu_count() or 1, len(chunks))
+    done, rows = 0, [None] * len(chunks)
+    if workers > 1 and len(wb) * len(prob.y) >= 20_000 and "fork" in mp.get_all_start_methods():
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_refit, prob, optima, wb[c]): i for i, c in enumerate(chunks)}
+            for fut in as_completed(futures):
+                rows[futures[fut]] = fut.result()
+                done += len(chunks[futures[fut]])
+                if progress:
+                    progress(done, len(wb))
+    else:
+        for i, c in enumerate(chunks):
+            rows[i] = _refit(prob, optima, wb[c])
+            done += len(c)
+            if progress:
+                progress(done, len(wb))
+    return np.concatenate(rows)
 
 
 def _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap, level,
