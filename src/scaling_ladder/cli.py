@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import datasets
+from .data import commands as data_commands
 from .compute import isoflop as isoflop_analysis
 from .compute import optimal as optimal_allocation
 from .errors import InputError, LadderError
@@ -38,6 +39,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Decide with small runs what deserves a big run.")
 import_app = typer.Typer(no_args_is_help=True, help="Import runs trained elsewhere.")
 app.add_typer(import_app, name="import")
+app.add_typer(data_commands.app, name="data")
 out = Console()
 err = Console(stderr=True)
 ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"

@@ -1,0 +1,247 @@
+"""``ladder data build`` and ``ladder data check``: thin verbs over :mod:`scaling_ladder.data`.
+
+Mounted by the main CLI as ``ladder data``. Exit status: 0 done; 1 (check only) a sample
+document does not survive the tokenizer round trip; 2 bad input or usage, one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import InputError, LadderError
+from .builder import build as build_tokens
+from .checks import CheckResult
+from .checks import check as check_tokens
+from .default import default_recipes
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Data: sources, tokenizers, recipe mixtures and stage-0 smoke checks.")
+out = Console()
+err = Console(stderr=True)
+ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"
+JsonOut = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to "
+                                             "FILE, or - for stdout.", metavar="FILE|-")]
+
+
+def _handle(fn: Callable) -> Callable:
+    """Bad input -> exit 2 with one line on stderr; anything unexpected -> exit 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, LadderError, ValueError) as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            err.print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
+                      f"scaling-ladder; please report it at {ISSUES}", markup=False)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable | None]:
+    if quiet:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description:<24}"), BarColumn(),
+                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err,
+                   transient=True)
+    with bar:
+        task = bar.add_task("", total=None)
+        yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
+                                                    total=total or None)
+
+
+def _write_json(target: str, payload: dict[str, Any]) -> None:
+    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+@app.command()
+@_handle
+def build(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to fill (reused files are "
+                                          "verified by SHA-256).", show_default=False)],
+    recipes: Annotated[Path | None, typer.Argument(help="Recipe file (TOML).",
+                                                   show_default=False)] = None,
+    default: Annotated[bool, typer.Option("--default", help="Use the bundled default corpus "
+                                          "(made in the user cache, no network).")] = False,
+    tokenizer: Annotated[str | None, typer.Option(help="byte or bpe (overrides the file).")
+                         ] = None,
+    vocab: Annotated[int | None, typer.Option(help="BPE vocabulary size (overrides the file).")
+                     ] = None,
+    recipe: Annotated[list[str] | None, typer.Option(help="Build only this recipe "
+                                                     "(repeatable).")] = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Build token files for every recipe of a recipe file; a re-run skips finished shards.
+
+    Recipe file (TOML): \\[sources.NAME] with paths = \\["files", "folders/", "globs*"] and, for JSON Lines or Parquet, field = "text"; \\[recipes.NAME] with weights = { NAME = 1, ... }, optionally tokens = N and filters = \\[{ source = "NAME", kind = "min_length", chars = 200 }] (kinds: min_length, max_non_alpha, exact_dedup, near_dedup, callable).
+
+    --default: the bundled corpus (Python's standard library and generated text).
+
+    Example: ladder data build recipes.toml --out tokens --tokenizer bpe --vocab 4096
+    """  # noqa: E501 - typer rewraps the help; a paragraph is one line
+    if default == (recipes is not None):
+        raise ValueError("Give a recipe file or --default, not both and not neither.")
+    path = default_recipes() if default else recipes
+    with _progress(quiet=json_out == "-") as progress:
+        result = build_tokens(path, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
+                              progress=progress)
+    if json_out:
+        _write_json(json_out, result.to_dict())
+        if json_out == "-":
+            return
+    _print_build(result, out_dir)
+
+
+def _print_build(result, out_dir: Path) -> None:
+    m = result.manifest
+    t = Table(title=f"Sources -> {out_dir}", caption=f"tokenizer {m['tokenizer']['kind']}, "
+              f"vocabulary {m['vocab_size']}, EOS id {m['eos_id']}, {m['dtype']}")
+    for col in ("source", "documents train/val", "tokens train/val", "bytes/token",
+                "set aside"):
+        t.add_column(col, justify="left" if col == "source" else "right")
+    for s, e in m["sources"].items():
+        aside = ", ".join(f"{k} {v}" for k, v in e["set_aside"].items()) or "—"
+        t.add_row(s, f"{e['train']['documents']:,}/{e['val']['documents']:,}",
+                  f"{e['train']['tokens']:,}/{e['val']['tokens']:,}",
+                  f"{e['val']['bytes_per_token']:.3f}", aside)
+    out.print(t)
+    names = list(m["sources"])
+    t = Table(title="Recipes (train streams)", caption=f"weights in % of {'/'.join(names)}; "
+              f"{result.written} files written, {result.reused} reused (SHA-256 verified) in "
+              f"{result.seconds:.1f} s")
+    for col in ("recipe", "weights %", "tokens", "documents", "bytes/token", "epochs",
+                "shards"):
+        t.add_column(col, justify="left" if col == "recipe" else "right")
+    for r, e in m["recipes"].items():
+        weights = "/".join(f"{100 * e['weights'].get(s, 0):.0f}" for s in names)
+        epochs = max(s["epochs"] for s in e["sources"].values())
+        t.add_row(r, weights, f"{e['tokens']:,}", f"{e['documents']:,}",
+                  f"{e['bytes_per_token']:.3f}", f"{epochs:.2f}", str(len(e["shards"])))
+    out.print(t)
+
+
+@app.command()
+@_handle
+def check(
+    directory: Annotated[Path, typer.Argument(help="A directory made by ladder data build.",
+                                              show_default=False)],
+    eval_sets: Annotated[list[str] | None, typer.Option(
+        "--eval", help="An eval set to check for contamination: NAME=PATH (repeatable).")
+    ] = None,
+    field: Annotated[str, typer.Option(help="Text field of JSON Lines / Parquet eval sets.")
+                     ] = "text",
+    ngram: Annotated[int, typer.Option(help="Words per n-gram for contamination.")] = 13,
+    near_threshold: Annotated[float, typer.Option(help="Jaccard similarity of near-"
+                                                  "duplicates.")] = 0.8,
+    examples: Annotated[int, typer.Option(help="Example matches per pair.")] = 3,
+    json_out: JsonOut = None,
+) -> None:
+    """Stage-0 smoke checks: round trip, duplicates, lengths, diversity, contamination.
+
+    Exit status 1 when a sample document does not survive decode(encode(x)).
+    Example: ladder data check tokens --eval qa=evals/qa.jsonl
+    """
+    evals = {}
+    for item in eval_sets or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"The --eval option takes NAME=PATH. Got {item!r}.")
+        evals[name] = path
+    with _progress(quiet=json_out == "-") as progress:
+        result = check_tokens(directory, evals=evals, field=field, ngram=ngram,
+                              near_threshold=near_threshold, examples=examples,
+                              progress=progress)
+    if json_out:
+        _write_json(json_out, result.to_dict())
+    if json_out != "-":
+        _print_check(result)
+    if any(s.roundtrip_failures for s in result.sources):
+        raise typer.Exit(1)
+
+
+def _print_check(result: CheckResult) -> None:
+    t = Table(title=f"Smoke checks: {result.directory}", caption="round trip: sample documents "
+              "with decode(encode(x)) == x; near dup (exact ones included): MinHash LSH, "
+              f"Jaccard >= {result.near_threshold}")
+    for col in ("source", "documents", "MB", "round trip", "U+FFFD", "exact dup", "near dup"):
+        t.add_column(col, justify="left" if col == "source" else "right")
+    for s in result.sources:
+        trip = f"{s.roundtrip_checked - s.roundtrip_failures}/{s.roundtrip_checked}"
+        t.add_row(s.source, f"{s.documents:,}", f"{s.bytes / 1e6:.2f}",
+                  trip if not s.roundtrip_failures else f"[red]{trip}[/]",
+                  f"{s.replacement_rate:.3%}", f"{s.exact_dup_rate:.1%}",
+                  f"{s.near_dup_rate:.1%}")
+    out.print(t)
+    t = Table(title="Shape and diversity", caption=f"distinct-n over "
+              f"{result.sources[0].diversity_words:,} words of each source; gzip: compressed "
+              "over raw size of 1 MB")
+    for col in ("source", "bytes p5/p50/p95/max", "distinct-1", "distinct-4", "gzip",
+                "set aside"):
+        t.add_column(col, justify="left" if col == "source" else "right")
+    for s in result.sources:
+        lb = s.length_bytes
+        aside = ", ".join(f"{k} {v}" for k, v in s.set_aside.items()) or "—"
+        t.add_row(s.source, "/".join(f"{lb[k]:,.0f}" for k in ("p5", "p50", "p95", "max")),
+                  f"{s.distinct_1:.3f}", f"{s.distinct_4:.3f}", f"{s.gzip_ratio:.3f}", aside)
+    out.print(t)
+    listed = [(s.source, e) for s in result.sources for e in s.set_aside_examples]
+    if listed:
+        out.print("[bold]Documents set aside at build time[/] (the first 20 of each source):")
+        for source, e in listed:
+            out.print(f"  {source}: {e['origin']}: {e['problem']}", markup=False,
+                      highlight=False, soft_wrap=True)
+    t = Table(title=f"Contamination: {result.ngram}-grams of each slice found in each "
+              "recipe's train stream", caption="Brown et al. 2020, appendix C")
+    for col in ("recipe", "slice", "n-grams", "matched", "docs hit", "example"):
+        t.add_column(col, justify="right" if col in ("n-grams", "matched", "docs hit")
+                     else "left")
+    for c in result.contamination:
+        t.add_row(c.recipe, c.slice, f"{c.ngrams:,}", f"{c.rate:.2%}",
+                  f"{c.contaminated_documents}/{c.documents}",
+                  (" ".join(c.examples[0].split())[:48] if c.examples else "—"))
+    out.print(t)
+    for i, note in enumerate(result.notes, 1):
+        out.print(f"[yellow]note {i}:[/] {note}")
