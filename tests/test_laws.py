@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.fitting import _problem
 from scaling_ladder.laws import LAWS, make_law
+from scaling_ladder.objective import build_problem
 
 rng = np.random.default_rng(0)
 N = np.geomspace(2e7, 2e9, 12)
@@ -74,7 +74,7 @@ def test_objective_gradient_matches_finite_differences(law, loss):
     frame = pd.DataFrame({**inputs_of(law), "value": value, "run": np.arange(12) % 4,
                           "recipe": np.where(np.arange(12) < 6, "a", "b")})
     shared = law.exponents[:1]
-    prob, _ = _problem(law, frame, loss, 0.05, "log" if law.kind == "loss" else "linear",
+    prob, _ = build_problem(law, frame, loss, 0.05, "log" if law.kind == "loss" else "linear",
                        None, "recipe", shared)
     xv = _layout(prob, law)
     f, g = prob.value_and_grad(xv, prob.w)

@@ -1,23 +1,14 @@
-"""The one estimator for every law: robust objective, screened starts, L-BFGS-B, bootstrap.
+"""The one estimator for every law: screened starts, L-BFGS-B, run-clustered bootstrap.
 
-Objective (Hoffmann et al. 2022, appendix D.2; Besiroglu et al. 2024): the Huber loss with
-delta = 1e-3 of the residuals ``log L_hat - log L``, *summed* over points, optionally
-weighted; least squares and residuals on the linear scale are options. Minimised in three
-steps:
-
-1. **Screen** every point of a grid over the law's nonlinear parameters (exponents) in one
-   vectorised pass, solving the positive linear coefficients exactly for each grid point
-   (variable projection, Golub & Pereyra 1973, by non-negative least squares on relative
-   residuals over all active sets); the true objective ranks the grid points.
-2. **Refine** the best few with L-BFGS-B on all parameters, with analytic gradients and
-   bounds, in the parametrisation (log coefficients, exponents).
-3. **Bootstrap** (``bootstrap=B``): refit on B run-clustered resamples (see
-   :mod:`scaling_ladder.bootstrap`), warm-started from the distinct optima of step 2.
+1. **Screen** starting points by variable projection and **refine** the best few with L-BFGS-B
+   and analytic gradients (:mod:`scaling_ladder.objective`; Huber(1e-3) on log-loss, summed,
+   by default: Hoffmann et al. 2022, Besiroglu et al. 2024).
+2. **Bootstrap** (``bootstrap=B``): refit on B run-clustered resamples (see
+   :mod:`scaling_ladder.bootstrap`), warm-started from the distinct optima of step 1.
 """
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -27,177 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .errors import InputError
 from .laws import Law, law_from_dict
+from .objective import BOOT_OPTIONS, Problem, build_problem, public_names, public_values
 from .observations import Observations
-
-_SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement uses all)
-_OPTS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}
-# Bootstrap refits start at the optimum; percentiles need no more than ~6 digits.
-_BOOT_OPTS = {"ftol": 1e-12, "gtol": 1e-9, "maxiter": 3000, "maxcor": 20}
-
-
-# ----------------------------------------------------------------------------- the problem
-
-
-class _Problem:
-    """Arrays of one fit: inputs, targets, weights, groups, and the parameter layout."""
-
-    def __init__(self, law, x, y, w, group, run, groups, shared, space, loss, delta):
-        self.law, self.x, self.y, self.w = law, x, y, w
-        self.group, self.run, self.groups = group, run, groups
-        self.space, self.loss, self.delta = space, loss, delta
-        self.shared = set(shared)
-        names = law.param_names
-        self.z_fixed = law.to_internal(np.array([law.fixed.get(k, np.nan) for k in names]))
-        self.index = np.full((len(groups), len(names)), -1)
-        k = 0
-        for j, name in enumerate(names):
-            if name in law.fixed:
-                continue
-            if name in shared or len(groups) == 1:
-                self.index[:, j] = k
-                k += 1
-            else:
-                self.index[:, j] = np.arange(k, k + len(groups))
-                k += len(groups)
-        self.n_free = k
-        lb = law.internal_bounds()
-        self.bounds = [None] * k
-        for g, j in zip(*np.nonzero(self.index >= 0), strict=True):
-            self.bounds[self.index[g, j]] = lb[j]
-        self.t_y = self._transform(y)
-        self.point_index = self.index[group]  # (n, p)
-
-    def _transform(self, v):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(v) if self.space == "log" else v
-
-    def rho(self, r):
-        if self.loss == "mse":
-            return r * r
-        a = np.abs(r)
-        return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-
-    def rho_prime(self, r):
-        return 2.0 * r if self.loss == "mse" else np.clip(r, -self.delta, self.delta)
-
-    def z_of(self, xv: np.ndarray) -> np.ndarray:
-        """Internal parameters per group (G, p) from the free vector."""
-        z = np.broadcast_to(self.z_fixed, self.index.shape).copy()
-        free = self.index >= 0
-        z[free] = xv[self.index[free]]
-        return z
-
-    def value_and_grad(self, xv: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-        law, m = self.law, len(self.law.coefficients)
-        zp = self.z_of(xv)[self.group]  # (n, p)
-        logb = law.log_basis(zp[:, m:], self.x)  # (n, m)
-        terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
-        yhat = terms.sum(axis=1)
-        if self.space == "log":
-            if np.any(yhat <= 0):
-                return np.inf, np.zeros_like(xv)
-            r, dr = np.log(yhat) - self.t_y, 1.0 / yhat
-        else:
-            r, dr = yhat - self.t_y, 1.0
-        f = float(np.dot(w, self.rho(r)))
-        if not np.isfinite(f):
-            return np.inf, np.zeros_like(xv)
-        psi = w * self.rho_prime(r) * dr  # (n,)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
-        gp = psi[:, None] * np.concatenate([terms, jac_theta], axis=1)  # (n, p)
-        free = self.point_index >= 0
-        grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
-        return f, grad
-
-    def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = _OPTS):
-        lo = np.array([b[0] if b[0] is not None else -np.inf for b in self.bounds])
-        hi = np.array([b[1] if b[1] is not None else np.inf for b in self.bounds])
-        x0 = np.clip(x0, lo, hi)
-        return minimize(self.value_and_grad, x0, args=(w,), jac=True, method="L-BFGS-B",
-                        bounds=self.bounds, options=options)
-
-    # ---- screening by variable projection
-    def screen(self, rows: np.ndarray, top: int) -> np.ndarray:
-        """Best ``top`` internal parameter rows (top, p) for the points ``rows`` of one group."""
-        law = self.law
-        if len(rows) > _SCREEN_POINTS:
-            rows = rows[np.linspace(0, len(rows) - 1, _SCREEN_POINTS).astype(int)]
-        x = {k: v[rows] for k, v in self.x.items()}
-        y, w = self.y[rows], self.w[rows]
-        grids = law.grid(x)
-        axes = []
-        for name in law.exponents:
-            if name in law.fixed:
-                axes.append(np.array([law.fixed[name]]))
-                continue
-            lo, hi = law.bounds_of(name)
-            vals = np.asarray(grids[name], dtype=float)
-            vals = vals[(vals >= lo) & (vals <= hi)]
-            axes.append(vals if len(vals) else np.array([np.clip(0.5, lo, hi)]))
-        theta = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(axes))
-        best_f, best_z = [], []
-        for chunk in np.array_split(theta, max(1, len(theta) * len(rows) // 200_000)):
-            f, z = self._project(chunk, x, y, w)
-            best_f.append(f)
-            best_z.append(z)
-        f, z = np.concatenate(best_f), np.concatenate(best_z)
-        order = np.argsort(f, kind="stable")
-        return z[order[:top]]
-
-    def _project(self, theta, x, y, w):
-        """Solve positive coefficients for each theta row; return objective and params."""
-        law, m = self.law, len(self.law.coefficients)
-        signs = np.asarray(law.signs, dtype=float)
-        phi = np.exp(np.clip(law.log_basis(theta[:, None, :], x), -700, 700)) * signs  # K,n,m
-        fixed_c = [j for j, k in enumerate(law.coefficients) if k in law.fixed]
-        free_c = [j for j, k in enumerate(law.coefficients) if k not in law.fixed]
-        target = np.broadcast_to(y, phi.shape[:2]).copy()
-        for j in fixed_c:
-            target = target - law.fixed[law.coefficients[j]] * phi[:, :, j]
-        v = w / (y * y) if self.space == "log" else w  # relative residuals approximate logs
-        sv = np.sqrt(v)
-        best_f = np.full(len(theta), np.inf)
-        best_c = np.zeros((len(theta), m))
-        for j in fixed_c:
-            best_c[:, j] = law.fixed[law.coefficients[j]]
-        for size in range(1, len(free_c) + 1):
-            for subset in itertools.combinations(free_c, size):
-                a = phi[:, :, list(subset)] * sv[None, :, None]
-                scale = np.maximum(np.abs(a).max(axis=1), 1e-300)  # K, s
-                a = a / scale[:, None, :]
-                gram = np.einsum("kni,knj->kij", a, a) + 1e-12 * np.eye(size)
-                rhs = np.einsum("kni,kn->ki", a, target * sv)
-                try:
-                    c = np.linalg.solve(gram, rhs[..., None])[..., 0] / scale
-                except np.linalg.LinAlgError:
-                    continue
-                ok = np.all(c > 0, axis=1) & np.all(np.isfinite(c), axis=1)
-                cc = best_c.copy()
-                cc[:, list(subset)] = c
-                for j in free_c:
-                    if j not in subset:
-                        cc[:, j] = 0.0
-                yhat = np.einsum("knm,km->kn", phi, cc)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    r = self._transform(yhat) - self._transform(y)
-                    f = np.sum(w * self.rho(r), axis=1)
-                f = np.where(ok & np.isfinite(f), f, np.inf)
-                better = f < best_f
-                best_f[better], best_c[better] = f[better], cc[better]
-        tiny = 1e-9 * np.max(np.abs(y))
-        c = np.maximum(best_c, tiny)
-        for j, k in enumerate(law.coefficients):
-            lo, hi = law.bounds_of(k)
-            c[:, j] = np.clip(c[:, j], max(lo, tiny), hi)
-        z = np.concatenate([np.log(c), theta], axis=1)
-        return best_f, z
-
 
 # ------------------------------------------------------------------------------ the results
 
@@ -425,7 +252,7 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     try:
         space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
                                 level, n_starts)
-        prob, run_names = _problem(law, frame, loss, delta, space, weights, by, shared)
+        prob, run_names = build_problem(law, frame, loss, delta, space, weights, by, shared)
     except InputError as exc:
         sources = obs.sources if isinstance(obs, Observations) else ()
         raise exc.in_file(", ".join(sources) or None) from None
@@ -460,11 +287,12 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
 
 
-def _refit(prob: _Problem, optima: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+def _refit(prob: Problem, optima: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Public parameters refitted under each row of ``weights``, from every known optimum."""
     with threadpool_limits(limits=1, user_api="blas"):
-        return np.array([_public(prob, min((prob.minimize(o, w, _BOOT_OPTS) for o in optima),
-                                           key=lambda r: r.fun).x) for w in weights])
+        best = (min((prob.minimize(o, w, BOOT_OPTIONS) for o in optima), key=lambda r: r.fun)
+                for w in weights)
+        return np.array([public_values(prob, r.x) for r in best])
 
 
 def _bootstrap(prob, optima, wb, progress) -> np.ndarray:
@@ -538,69 +366,10 @@ def _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstr
     return space
 
 
-def _problem(law, frame, loss, delta, space, weights, by, shared):
-    x = {k: frame[k].to_numpy(dtype=float) for k in law.inputs}
-    for k, v in x.items():
-        if not np.all(np.isfinite(v)) or (k != "loss" and np.any(v <= 0)):
-            raise InputError(None, f'column "{k}" has missing or non-positive values',
-                             column=k, fix="give every selected row a positive value")
-    y = frame["value"].to_numpy(dtype=float)
-    if law.kind == "error":
-        y = 1.0 - y
-    if space == "log" and np.any(y <= 0):
-        raise InputError(None, "log residuals need positive values", column="value",
-                         fix="use space='linear' or select positive rows")
-    if weights is None:
-        w = np.ones(len(frame))
-    elif weights == "run":
-        w = 1.0 / frame.groupby(["experiment", "run"] if "experiment" in frame else ["run"],
-                                sort=False)["value"].transform("size").to_numpy(dtype=float)
-    else:
-        w = frame[weights].to_numpy(dtype=float)
-        if not np.all(np.isfinite(w) & (w >= 0)):
-            raise InputError(None, f'weights column "{weights}" has negative or missing values',
-                             column=weights, fix="give every row a weight >= 0")
-    if by is None:
-        groups, group = ("all",), np.zeros(len(frame), dtype=int)
-    else:
-        labels = frame[by].astype(str).to_numpy()
-        groups_arr, group = np.unique(labels, return_inverse=True)
-        groups = tuple(groups_arr)
-    keys = ["experiment", "run"] if "experiment" in frame else ["run"]
-    run_key = frame[keys].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    run_names, run = np.unique(np.char.add(group.astype(str), np.char.add("\x1f", run_key)),
-                               return_inverse=True)
-    prob = _Problem(law, x, y, w, group, run, groups, tuple(shared), space, loss, delta)
-    return prob, run_names
-
-
-def _public(prob: _Problem, xv: np.ndarray) -> np.ndarray:
-    """Flat public parameter vector (shared/fixed once, per-group ones per group)."""
-    z = prob.z_of(xv)
-    pub = prob.law.to_public(z)
-    out = []
-    for j, name in enumerate(prob.law.param_names):
-        if len(prob.groups) == 1 or name in prob.law.fixed or name in prob.shared:
-            out.append(pub[0, j])
-        else:
-            out.extend(pub[:, j])
-    return np.array(out)
-
-
-def _flat_names(prob: _Problem) -> list[str]:
-    names = []
-    for name in prob.law.param_names:
-        if len(prob.groups) == 1 or name in prob.law.fixed or name in prob.shared:
-            names.append(name)
-        else:
-            names.extend(f"{name}[{g}]" for g in prob.groups)
-    return names
-
-
 def _result(prob, best, draws, frame, run_names, level, by, shared, weights) -> LawFit:
     law = prob.law
-    names = _flat_names(prob)
-    values = _public(prob, best.x)
+    names = public_names(prob)
+    values = public_values(prob, best.x)
     ci = {}
     if draws is not None:
         lohi = percentile_interval(draws, level)
