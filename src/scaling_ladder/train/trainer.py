@@ -1,0 +1,525 @@
+"""Train one run of a plan: token files in, checkpoints and observation rows out, resumable.
+
+The run directory::
+
+    RUN/config.json            the run, the options, the hardware, the data it read
+    RUN/checkpoints/step-NNNNNNNN.ckpt   atomic, hashed (see checkpoint.py)
+    RUN/observations.jsonl     rows appended and flushed at every evaluation
+    RUN/cooldown-F.jsonl       rows of a WSD cooldown branch ending at fraction F (atomic)
+    RUN/status.json            progress, rewritten about once a second
+    RUN/summary.json           written last: final losses, tokens/s, MFU, noise scale
+    RUN/train.log              human-readable log
+
+Resume: the newest checkpoint that verifies is loaded; rows after it are dropped from
+``observations.jsonl`` and its own rows (stored in the checkpoint) rewritten, so a run killed at
+any point ends with exactly the rows, and on CPU exactly the losses, of one never killed. The
+data order is a seeded permutation of the stream's ``seq_len`` chunks per epoch, indexed by the
+number of sequences consumed, so the step alone fixes the position.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..compute import training_flops
+from ..data import bits_per_byte, open_tokens
+from ..errors import InputError
+from ..plan import RunSpec, cooldown_branches
+from ..sizes import peak_flops_for
+from . import checkpoint as ckpt
+from .config import TrainOptions
+from .model import GPT, ModelConfig
+
+# ------------------------------------------------------------------------------ schedules
+
+
+def cosine_lr(step: int, *, lr: float, steps: int, warmup: int, min_ratio: float) -> float:
+    """Learning rate of the 0-based optimiser ``step``: linear warmup to ``lr`` over
+    ``warmup`` steps, then half a cosine down to ``min_ratio * lr`` at the last step
+    (Loshchilov & Hutter 2017; the Chinchilla schedule, Hoffmann et al. 2022)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    p = min(1.0, (step - warmup + 1) / max(1, steps - warmup))
+    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def wsd_lr(step: int, *, lr: float, steps: int, warmup: int, decay_steps: int,
+           min_ratio: float) -> float:
+    """Warmup-stable-decay (Hu et al. 2024, MiniCPM; Hägele et al. 2024): linear warmup,
+    constant ``lr``, then a linear cooldown over the last ``decay_steps`` to ``min_ratio * lr``
+    at the last step. A cooldown branch is the same function with a shorter ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    start = steps - decay_steps
+    if step < start:
+        return lr
+    q = min(1.0, (step - start + 1) / decay_steps)
+    return lr * (min_ratio + (1 - min_ratio) * (1 - q))
+
+
+def schedule(run: RunSpec, steps: int | None = None):
+    """``step -> lr`` of a run (or of its cooldown branch ending at ``steps``)."""
+    steps = steps or run.steps
+    if run.schedule == "cosine":
+        return lambda s: cosine_lr(s, lr=run.lr, steps=steps, warmup=run.warmup_steps,
+                                   min_ratio=run.min_lr_ratio)
+    decay = max(1, round(run.decay_fraction * steps))
+    return lambda s: wsd_lr(s, lr=run.lr, steps=steps, warmup=run.warmup_steps,
+                            decay_steps=decay, min_ratio=run.min_lr_ratio)
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+class Batches:
+    """Sequence ``i`` of a run is chunk ``perm_e[i mod n]`` of epoch ``e = i // n``, where the
+    ``n`` chunks are the stream's non-overlapping ``seq_len + 1`` windows (sharing one token)
+    and ``perm_e`` a permutation seeded by ``(seed, e)``: deterministic, resumable by index."""
+
+    def __init__(self, stream, seq_len: int, seed: int) -> None:
+        shards = getattr(stream, "shards", None)
+        self.tokens = shards[0] if shards is not None and len(shards) == 1 else np.asarray(stream)
+        self.seq_len, self.seed = seq_len, seed
+        self.n_chunks = (len(self.tokens) - 1) // seq_len
+        if self.n_chunks < 1:
+            raise InputError(None, f"the train stream has {len(self.tokens)} tokens, fewer than "
+                             f"one sequence of {seq_len + 1}", fix="build more data")
+        self._perm: dict[int, np.ndarray] = {}
+
+    def epochs(self, sequences: int) -> float:
+        return sequences / self.n_chunks
+
+    def get(self, first: int, count: int) -> torch.Tensor:
+        """Sequences ``first .. first + count - 1`` as a (count, seq_len + 1) int64 tensor."""
+        idx = np.arange(first, first + count)
+        epoch, within = idx // self.n_chunks, idx % self.n_chunks
+        starts = np.empty(count, dtype=np.int64)
+        for e in np.unique(epoch):
+            if e not in self._perm:
+                self._perm = {e: np.random.default_rng([self.seed, int(e)])
+                              .permutation(self.n_chunks)}
+            starts[epoch == e] = self._perm[e][within[epoch == e]] * self.seq_len
+        windows = self.tokens[starts[:, None] + np.arange(self.seq_len + 1)]
+        return torch.from_numpy(windows.astype(np.int64))
+
+
+def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int) -> torch.Tensor:
+    """A fixed prefix of a validation slice as (n, T + 1) windows, T <= seq_len."""
+    t = min(seq_len, len(tokens) - 1)
+    n = max(1, min((len(tokens) - 1) // t, max_tokens // t))
+    arr = np.asarray(tokens[: n * t + 1]).astype(np.int64)
+    return torch.from_numpy(np.stack([arr[i * t: i * t + t + 1] for i in range(n)]))
+
+
+# ----------------------------------------------------------------------------- hardware
+
+
+def cpu_peak_flops(threads: int) -> float:
+    """FLOP/s of a float32 1024^3 matmul on ``threads`` threads: the CPU's measured peak."""
+    a = torch.randn(1024, 1024)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a @ a
+        t0, reps = time.perf_counter(), 4
+        for _ in range(reps):
+            a @ a
+        return 2 * 1024**3 * reps / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def describe_hardware(device: torch.device) -> tuple[str, float | None]:
+    """A name for observation rows and the peak FLOP/s MFU is measured against."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"cuda:{name}", peak_flops_for(name)
+    threads = torch.get_num_threads()
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu:{cpu} x{threads} threads", cpu_peak_flops(threads)
+
+
+# ----------------------------------------------------------------------------- the result
+
+
+@dataclass
+class RunResult:
+    """What a run did: ``state`` is done, skipped (already done) or failed."""
+
+    name: str
+    state: str
+    final: dict[str, float] = field(default_factory=dict)
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    gns_tokens: float | None = None
+    seconds: float = 0.0
+    resumed_from: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
+              options: TrainOptions | None = None) -> RunResult:
+    """Train ``run`` on ``data_dir`` (made by ``ladder data build``) into ``run_dir``.
+
+    Safe to call again on the same ``run_dir``: a finished run returns at once, an unfinished
+    one resumes from its newest valid checkpoint. Under ``torchrun`` the run is data-parallel
+    over the ranks (DDP); rank 0 writes.
+    """
+    options = options or TrainOptions()
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        done = json.loads(summary_path.read_text())
+        return RunResult(**{**done, "state": "skipped"})
+    if run.placeholder:
+        raise ValueError(f"Run {run.name!r} trains a placeholder recipe {run.recipe!r}: fill "
+                         "it with Plan.with_recipes first.")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    writer = rank == 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = _logger(run, run_dir, writer)
+    t_start = time.perf_counter()
+
+    # --- data, device, model, optimiser -------------------------------------------------
+    ds = open_tokens(data_dir)
+    if ds.vocab_size != run.vocab_size:
+        raise InputError(str(Path(data_dir) / "manifest.json"), f"the tokenizer has "
+                         f"{ds.vocab_size} tokens but run {run.name} was planned for "
+                         f"{run.vocab_size}", fix="plan with --data DIR (or vocab_size = "
+                         f"{ds.vocab_size})")
+    if run.recipe not in ds.recipes:
+        raise InputError(str(Path(data_dir) / "manifest.json"), f'no recipe "{run.recipe}" in '
+                         "the token data", fix=f"plan with recipes from {', '.join(ds.recipes)}")
+    device = _device(options.device, rank)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    bf16 = options.precision == "bfloat16" or (options.precision == "auto"
+                                               and device.type == "cuda")
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
+    torch.manual_seed(run.seed)
+    cfg = ModelConfig(vocab_size=run.vocab_size, seq_len=run.seq_len, d_model=run.d_model,
+                      n_layers=run.n_layers, n_heads=run.n_heads, mlp_hidden=run.mlp_hidden,
+                      tied=run.tied)
+    model = GPT(cfg).to(device)
+    if model.num_params() != run.params_total:
+        raise RuntimeError(f"model has {model.num_params()} parameters, the plan says "
+                           f"{run.params_total}")
+    opt = torch.optim.AdamW(model.optimizer_groups(run.weight_decay), lr=run.lr,
+                            betas=(run.beta1, run.beta2), eps=1e-8)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if options.compile:
+        net = torch.compile(net)
+    batches = Batches(ds.train(run.recipe), run.seq_len, run.seed)
+    val = {src: eval_windows(ds.val(src), run.seq_len, options.eval_tokens)
+           for src in ds.sources}
+    bpt = {f"val/{s}": ds.bytes_per_token(f"val/{s}") for s in ds.sources}
+    bpt["train"] = ds.bytes_per_token(run.recipe)
+    hardware, peak = describe_hardware(device)
+    peak = peak * world if peak else None
+    fpt_mfu = model.flops_per_token(causal=False)  # PaLM's count, as MFU is usually quoted
+    if world > 1 and run.batch_sequences % world:
+        raise ValueError(f"The batch of {run.batch_sequences} sequences must divide among "
+                         f"{world} ranks.")
+    per_rank = run.batch_sequences // world
+    micro = min(run.micro_batch, per_rank)
+    if per_rank % micro:
+        raise ValueError(f"The {per_rank} sequences per rank must be a multiple of the "
+                         f"micro-batch ({micro}).")
+    branches = cooldown_branches(run.steps, run.decay_fraction, run.cooldowns) \
+        if run.schedule == "wsd" else []
+    protect = {b.start for b in branches}
+    ckpt_dir, obs_path = run_dir / "checkpoints", run_dir / "observations.jsonl"
+    base_row = _base_row(run, hardware, ds)
+    if writer:
+        _write_json(run_dir / "config.json", {"run": run.to_dict(),
+                    "options": options.model_dump(), "hardware": hardware,
+                    "data": {"dir": str(Path(data_dir).resolve()),
+                             "tokenizer": ds.manifest["tokenizer"]},
+                    "torch": torch.__version__, "world_size": world})
+
+    # --- resume ----------------------------------------------------------------------------
+    stats = {"tokens_timed": 0.0, "seconds_timed": 0.0, "gns_s": 0.0, "gns_g2": 0.0,
+             "gns_last": None}
+    start = 0
+    state = ckpt.load_latest(ckpt_dir, device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        start = int(state["step"])
+        stats.update(json.loads(state["stats"]))
+        log.info("resumed from step %d of %d", start, run.steps)
+    if writer:
+        _reconcile(obs_path, start, json.loads(state["rows"]) if state else [])
+
+    # --- the loop (the main run, then each cooldown branch from its stable checkpoint) -----
+    def loop(first: int, last: int, lr_at, evals: set[int], name: str, final_step: int,
+             on_eval) -> None:
+        train_sum = torch.zeros((), dtype=torch.float64, device=device)
+        train_n, status_t = 0, 0.0
+        warm, clock = 2, None  # the first steps after a (re)start pay for allocation, compile
+        for step in range(first, last):
+            if clock is None and step - first >= warm:
+                clock = (_synced_time(device), step)
+            lr = lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            seqs = batches.get(step * run.batch_sequences + rank * per_rank, per_rank)
+            n_micro = per_rank // micro
+            for m in range(n_micro):
+                chunk = seqs[m * micro:(m + 1) * micro].to(device, non_blocking=True)
+                sync = world > 1 and m < n_micro - 1
+                with net.no_sync() if sync else nullcontext(), autocast:
+                    loss = net(chunk[:, :-1], chunk[:, 1:]) / n_micro
+                loss.backward()
+                train_sum += loss.detach().double()
+            if run.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), run.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            train_n += 1
+            done = step + 1
+            if done in evals:
+                if clock is not None:  # wall time between evaluations, evaluations excluded
+                    stats["seconds_timed"] += _synced_time(device) - clock[0]
+                    stats["tokens_timed"] += (done - clock[1]) * run.batch_tokens
+                if world > 1:
+                    torch.distributed.all_reduce(train_sum)
+                    train_sum /= world
+                on_eval(done, name, float(train_sum) / train_n, done == final_step)
+                train_sum.zero_()
+                train_n = 0
+                clock = (_synced_time(device), done) if done - first >= warm else None
+            if writer and time.perf_counter() - status_t > options.status_every:
+                status_t = time.perf_counter()
+                _status(run_dir, run, "running", done, stats)
+
+    def evaluate(step: int, name: str, train_loss: float, final: bool) -> list[dict]:
+        model.eval()
+        losses = {"train": train_loss}
+        with torch.no_grad():
+            for src, windows in val.items():
+                total, count = 0.0, 0
+                for i in range(0, len(windows), options.eval_batch):
+                    w = windows[i:i + options.eval_batch].to(device)
+                    with autocast:
+                        total += float(model(w[:, :-1], w[:, 1:], reduction="sum"))
+                    count += w[:, 1:].numel()
+                losses[f"val/{src}"] = total / count
+        model.train()
+        if options.gns:
+            _noise_scale(model, batches, run, step, micro, device, autocast, stats)
+        tokens = float(step * run.batch_tokens)
+        flops = float(training_flops(run.params_no_input_embed, tokens, n_layers=run.n_layers,
+                                     d_model=run.d_model, seq_len=run.seq_len))
+        tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
+        rows = [{**base_row, "run": name, "tokens": tokens, "flops": flops, "final": final,
+                 "metric": metric, "kind": "loss", "value": loss, "step": step,
+                 "bits_per_byte": float(bits_per_byte(loss, bpt[metric])),
+                 "tokens_per_s": tps, "mfu": tps * fpt_mfu / peak if tps and peak else None,
+                 "gns_tokens": stats["gns_last"]} for metric, loss in losses.items()]
+        if writer:
+            log.info("%s step %d tokens %.4g train %.4f %s tok/s %s", name, step,
+                     tokens, train_loss,
+                     " ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "train"),
+                     f"{tps:.0f}" if tps else "-")
+        return rows
+
+    def on_main_eval(step: int, name: str, train_loss: float, final: bool) -> None:
+        rows = evaluate(step, name, train_loss, final)
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "rng_cpu": torch.get_rng_state(), "step": step,
+                 "rows": json.dumps(rows), "stats": json.dumps(stats)}
+        if device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(device)
+        if writer:
+            ckpt.save(ckpt_dir, step, state)  # first the checkpoint, then its rows
+            _append(obs_path, rows)
+            ckpt.prune(ckpt_dir, keep=options.keep, protect=protect)
+        if world > 1:
+            torch.distributed.barrier()
+
+    model.train()
+    evals = set(run.eval_steps) | {run.steps} | protect
+    loop(start, run.steps, schedule(run), evals, run.name, run.steps, on_main_eval)
+
+    for b in branches:
+        path = run_dir / f"cooldown-{b.fraction:g}.jsonl"
+        if path.exists():
+            continue
+        state = ckpt.load_file(ckpt.path_for(ckpt_dir, b.start), device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        name = f"{run.name}-cd{b.fraction:g}"
+        rows: list[dict] = []
+        loop(b.start, b.end, schedule(run, b.end), {b.end}, name, b.end,
+             lambda s, n, tl, f, out=rows: out.extend(evaluate(s, n, tl, f)))
+        for r in rows:
+            r.update(cooldown_of=run.name, cooldown=b.fraction)
+        if writer:
+            _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    # --- the summary -------------------------------------------------------------------------
+    final_rows = [json.loads(line) for line in obs_path.read_text().splitlines()
+                  if line.strip()] if writer else []
+    final = {r["metric"]: r["value"] for r in final_rows if r.get("final")}
+    tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
+    result = RunResult(
+        name=run.name, state="done", final=final, tokens_per_s=tps,
+        mfu=tps * fpt_mfu / peak if tps and peak else None,
+        gns_tokens=stats["gns_s"] / stats["gns_g2"] if stats["gns_g2"] > 0 else None,
+        seconds=time.perf_counter() - t_start, resumed_from=start or None)
+    if writer:
+        _write_json(summary_path, result.to_dict())
+        _status(run_dir, run, "done", run.steps, stats)
+        log.info("done: %s", json.dumps(result.to_dict()))
+    for h in list(log.handlers):
+        h.close()
+        log.removeHandler(h)
+    return result
+
+
+def _noise_scale(model, batches, run, step, micro, device, autocast, stats) -> None:
+    """Gradient noise scale B_simple = tr(Sigma) / |G|^2 from K small-batch gradients and
+    their mean (McCandlish et al. 2018, appendix A.1), in tokens. Numerator and denominator
+    are summed over evaluations and divided at the end, as the paper advises."""
+    k = 4
+    b = max(1, micro // 2)
+    rng = np.random.default_rng([run.seed, step, 7])  # apart from the training order
+    first = int(rng.integers(0, 2**40))
+    params = [p for p in model.parameters() if p.requires_grad]
+    small_sq, total = 0.0, None
+    for i in range(k):
+        seqs = batches.get(first + i * b, b).to(device)
+        with autocast:
+            loss = model(seqs[:, :-1], seqs[:, 1:])
+        grads = torch.autograd.grad(loss, params)
+        flat = torch.cat([g.reshape(-1).float() for g in grads])
+        small_sq += float(flat.pow(2).sum())
+        total = flat if total is None else total + flat
+    b_small, b_big = b * run.seq_len, k * b * run.seq_len
+    g_small, g_big = small_sq / k, float((total / k).pow(2).sum())
+    g2 = (b_big * g_big - b_small * g_small) / (b_big - b_small)
+    s = (g_small - g_big) / (1 / b_small - 1 / b_big)
+    stats["gns_s"] += s
+    stats["gns_g2"] += g2
+    stats["gns_last"] = s / g2 if g2 > 0 else None
+
+
+def _synced_time(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _device(name: str, rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def _base_row(run: RunSpec, hardware: str, ds) -> dict[str, Any]:
+    tok = ds.manifest["tokenizer"]
+    return {"experiment": run.experiment, "recipe": run.recipe, "params": run.params,
+            "seed": run.seed, "lr": run.lr, "batch_tokens": run.batch_tokens,
+            "params_convention": run.params_convention, "params_total": run.params_total,
+            "params_nonembed": run.params_nonembed,
+            "params_no_input_embed": run.params_no_input_embed, "stage": run.stage,
+            "size": run.size, "d_model": run.d_model, "n_layers": run.n_layers,
+            "n_heads": run.n_heads, "vocab_size": run.vocab_size, "seq_len": run.seq_len,
+            "tokenizer": f"{tok['kind']}-{tok['vocab_size']}", "protocol": run.protocol,
+            "lr_multiplier": run.lr_multiplier, "schedule": run.schedule,
+            "multiplier": run.multiplier, "hardware": hardware}
+
+
+def _logger(run: RunSpec, run_dir: Path, writer: bool) -> logging.Logger:
+    log = logging.getLogger(f"scaling_ladder.train.{run.name}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if writer and not log.handlers:
+        h = logging.FileHandler(run_dir / "train.log")
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(h)
+    return log
+
+
+def _reconcile(path: Path, step: int, ckpt_rows: list[dict]) -> None:
+    """Rows before the checkpoint's step, then the checkpoint's own rows; nothing after."""
+    keep = []
+    if step and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            if row.get("step", 0) < step:
+                keep.append(line + "\n")
+    keep += [json.dumps(r) + "\n" for r in ckpt_rows]
+    _write_text(path, "".join(keep))
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _status(run_dir: Path, run: RunSpec, state: str, step: int, stats: dict) -> None:
+    tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
+    _write_json(run_dir / "status.json", {"run": run.name, "state": state, "step": step,
+                                          "steps": run.steps, "tokens_per_s": tps,
+                                          "time": time.time()})
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    _write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
