@@ -1,0 +1,439 @@
+"""Compare recipes across scales and decide: does the gain survive scaling?
+
+``compare`` turns a ladder of runs with several recipes into a decision a team can defend:
+
+1. per scale, every recipe's value per metric, the noise, the delta against the baseline with
+   a CI and the effect-to-noise ratio (:mod:`scaling_ladder.scales`);
+2. whether each gain survives scaling: sign consistency, trend with log N, rank stability and
+   pairwise decision accuracy of every proxy scale against the largest (DataDecide, Magnusson
+   et al. 2025, arXiv:2504.11393);
+3. each recipe predicted at the target by a joint fit with shared parameters, with
+   P(beats baseline) and the compute multiplier (:mod:`scaling_ladder.target`);
+4. a regression table of slices and tasks where a recipe is worse beyond noise;
+5. whether the loss gain reaches downstream accuracy (two-step law, Bhagia et al. 2024,
+   arXiv:2412.04403);
+6. rankings under each optimisation protocol and where they flip (fixed-LR proxies can
+   disagree with tuned targets, reduced-LR ones much less: arXiv:2512.24503);
+7. go / no-go per recipe and per stage gate from a :class:`~scaling_ladder.decide.Rule`.
+
+Conventions (DESIGN.md): a delta is ``recipe - baseline`` in the metric's units (loss: negative
+is better; accuracy: positive is better); a *gain* is the improvement (positive is better).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .decide import Decision, Rule, decide, overall
+from .gates import evidence, stage_gates
+from .laws import ChinchillaLaw, OvertrainLaw
+from .observations import Observations, _listing, checkpoint_mask
+from .prepare import AVERAGE, prepare
+from .protocols import compare_protocols
+from .scales import Survival, proxy_accuracy, rank_stability, survival
+from .slices import COLUMNS as PRED_COLUMNS
+from .slices import (
+    downstream_translation,
+    near_chance_metrics,
+    predict_metrics,
+    prediction_rows,
+    regression_table,
+)
+from .target import (
+    VARIANTS,
+    JointFit,
+    Target,
+    compute_multiplier,
+    joint_fit,
+    recipe_draws,
+    resolve_target,
+)
+
+LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw}
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Options of :func:`compare` beyond the baseline, metric, target and rule.
+
+    Parameters
+    ----------
+    law : ``chinchilla`` (default) or ``overtrain`` (one exponent, Gadre et al. 2024).
+    variants : sharing variants of the joint fit to choose from by held-out error.
+    bootstrap : run-clustered resamples of the decision metric's joint fit.
+    slice_bootstrap : resamples of every other slice's fit and of each task's sigmoid.
+    gate_bootstrap : resamples of each stage gate's fit (0: no stage gates).
+    match : ``params-tokens``, ``flops`` (IsoFLOP designs) or ``auto``.
+    tolerance : scales within this many decades of N, D (or C) are matched.
+    fit_checkpoints : checkpoints the laws are fitted to (``final``, ``all``, ...).
+    protocol : the protocol the decision uses when several exist (default: the most runs).
+    level : confidence level of every interval.
+    near_chance : a task whose best recipe is within this of its random baseline (or within
+        2x noise) at the largest scale is flagged as near chance, not ranked.
+    n_starts : starts of each fit (see :func:`scaling_ladder.fitting.fit`).
+    """
+
+    law: str = "chinchilla"
+    variants: tuple[str, ...] = VARIANTS
+    bootstrap: int = 100
+    slice_bootstrap: int = 30
+    gate_bootstrap: int = 50
+    match: str = "auto"
+    tolerance: float = 0.01
+    fit_checkpoints: str = "final"
+    protocol: str | None = None
+    level: float = 0.95
+    near_chance: float = 0.05
+    n_starts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.law not in LAW_NAMES:
+            raise ValueError(f"The 'law' option of compare must be one of "
+                             f"{', '.join(LAW_NAMES)}. Got {self.law!r}.")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise ValueError(f"The 'variants' option takes {', '.join(VARIANTS)}. "
+                             f"Got {bad[0] if bad else 'none'!r}.")
+        for name in ("bootstrap", "slice_bootstrap", "gate_bootstrap"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= 0) or isinstance(v, bool):
+                raise ValueError(f"The '{name}' option of compare must be an int >= 0. "
+                                 f"Got {v!r}.")
+        if self.match not in ("auto", "params-tokens", "flops"):
+            raise ValueError("The 'match' option of compare must be auto, params-tokens or "
+                             f"flops. Got {self.match!r}.")
+        if not 0 < self.level < 1:
+            raise ValueError(f"The 'level' option must be in (0, 1). Got {self.level!r}.")
+        if not 0 < self.tolerance < 1:
+            raise ValueError(f"The 'tolerance' option must be in (0, 1) decades. "
+                             f"Got {self.tolerance!r}.")
+        empty = pd.DataFrame({c: [] for c in ("experiment", "run", "metric", "tokens", "final")})
+        checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
+
+
+# ------------------------------------------------------------------------------ the result
+
+
+def _plain(x: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, NaN and inf to None, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, pd.DataFrame):
+        return _plain(x.to_dict(orient="records"))
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    if x is pd.NA or x is None:
+        return None
+    return x
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``compare`` found; ``to_dict()`` is what ``ladder compare --json`` writes."""
+
+    baseline: str
+    metric: str
+    kind: str
+    recipes: tuple[str, ...]
+    match: str
+    target: Target
+    joint: JointFit
+    per_scale: pd.DataFrame
+    survival: dict[str, Survival]
+    rank_stability: dict[str, Any]
+    decision_accuracy: dict[str, Any]
+    predictions: pd.DataFrame
+    multipliers: dict[str, dict[str, Any]]
+    regressions: pd.DataFrame
+    near_chance: tuple[str, ...]
+    downstream: dict[str, Any]
+    protocols: dict[str, Any] | None
+    decisions: dict[str, Decision]
+    decision: str
+    reasons: tuple[str, ...]
+    gates: tuple[dict[str, Any], ...]
+    rule: Rule
+    options: CompareOptions
+    notes: tuple[str, ...] = ()
+    set_aside: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+
+    def recipe_summary(self, recipe: str) -> dict[str, Any]:
+        """The per-recipe block of the JSON: decision, P(beats), delta, CI, multiplier."""
+        pred = self.predictions
+        row = pred[(pred["metric"] == self.metric) & (pred["recipe"] == recipe)]
+        r = row.iloc[0] if len(row) else None
+
+        def get(col):
+            return float(r[col]) if r is not None and pd.notna(r[col]) else None
+
+        mult = self.multipliers.get(recipe, {})
+        d = self.decisions.get(recipe)
+        return {
+            "decision": d.decision if d else "inconclusive",
+            "headline": d.headline if d else "", "reasons": list(d.reasons) if d else [],
+            "advice": list(d.advice) if d else [],
+            "p_beats_baseline": get("p_beats"), "predicted": get("predicted"),
+            "predicted_ci95": [get("predicted_lo"), get("predicted_hi")],
+            "predicted_delta": get("delta"), "ci95": [get("delta_lo"), get("delta_hi")],
+            "compute_multiplier": mult.get("point"),
+            "compute_multiplier_ci95": mult.get("ci"),
+            "compute_multiplier_path": mult.get("path"),
+            "compute_multiplier_note": mult.get("note") or None,
+            "survival": self.survival[recipe].to_dict() if recipe in self.survival else None,
+            "downstream": self.downstream.get("recipes", {}).get(recipe),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (NaN and inf become null)."""
+        base = self.predictions[(self.predictions["metric"] == self.metric)
+                                & (self.predictions["recipe"] == self.baseline)]
+        return _plain({
+            "decision": self.decision, "reasons": list(self.reasons),
+            "baseline": self.baseline, "metric": self.metric, "kind": self.kind,
+            "sign_convention": "delta = recipe - baseline in the metric's units (loss: negative "
+                               "is better; accuracy: positive is better); gain = improvement",
+            "params_convention": "as given in the params column",
+            "match": self.match, "target": self.target.to_dict(),
+            "baseline_predicted": None if base.empty else base["predicted"].iloc[0],
+            "recipes": {r: self.recipe_summary(r) for r in self.recipes if r != self.baseline},
+            "joint_fit": self.joint.to_dict(),
+            "per_scale": self.per_scale,
+            "rank_stability": self.rank_stability,
+            "decision_accuracy": self.decision_accuracy,
+            "predictions": self.predictions,
+            "regressions": self.regressions,
+            "near_chance": list(self.near_chance),
+            "downstream": self.downstream, "protocols": self.protocols,
+            "gates": list(self.gates), "rule": self.rule.to_dict(),
+            "options": {k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in self.options.__dict__.items()},
+            "notes": list(self.notes), "set_aside": dict(self.set_aside),
+        })
+
+    def summary(self) -> str:
+        """Plain text: the decision, each recipe's reasons, and the notes."""
+        lines = [f"[[Decision]] {self.decision} (baseline {self.baseline}, metric "
+                 f"{self.metric}, target {self.target.label})"]
+        lines += [f"    {r}" for r in self.reasons]
+        for r in self.recipes:
+            if r == self.baseline:
+                continue
+            s = self.recipe_summary(r)
+            lines.append(f"[[{r}]] {s['decision']}")
+            lines += [f"    - {x}" for x in s["reasons"]]
+            lines += [f"    > {x}" for x in s["advice"]]
+        if len(self.regressions):
+            lines.append(f"[[Regressions]] {len(self.regressions)} "
+                         f"({int(self.regressions['blocking'].sum())} blocking)")
+        if self.notes:
+            lines.append("[[Notes]]")
+            lines += [f"    {i}. {n}" for i, n in enumerate(self.notes, 1)]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- the verb
+
+
+class _Ticker:
+    """Adds up progress over the fits of one comparison for a ``progress(done, total)``."""
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.done = progress, max(total, 1), 0
+
+    def tick(self, n: int) -> None:
+        self.done = min(self.total, self.done + n)
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def sub(self):
+        start = self.done
+
+        def update(done: int, _total: int) -> None:
+            self.done = min(self.total, start + done)
+            if self.progress:
+                self.progress(self.done, self.total)
+        return update if self.progress else None
+
+
+def compare(
+    obs: Observations | pd.DataFrame,
+    *,
+    baseline: str,
+    metric: str | None = None,
+    target_params: float | None = None,
+    target_tokens: float | None = None,
+    target_flops: float | None = None,
+    rule: Rule | None = None,
+    options: CompareOptions | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """Compare every recipe with ``baseline`` across scales and decide go / no-go.
+
+    Parameters
+    ----------
+    obs : observations with several recipes (all checkpoints; the final one of each run is
+        its value at its scale, the last ones estimate noise when there are no seeds).
+    baseline : the recipe the others are compared with.
+    metric : the loss metric the decision rests on (default: the first ``val/`` loss every
+        recipe has, else ``train``).
+    target_params, target_tokens : the target (N, D); or ``target_flops`` for a
+        compute-optimal target. Default: the largest scale the baseline was trained at.
+    rule : go / no-go thresholds (:class:`~scaling_ladder.decide.Rule`).
+    options : :class:`CompareOptions` (law, bootstrap counts, matching, protocol, ...).
+    seed : seed of every bootstrap.
+    progress : called as ``progress(done, total)`` over the bootstrap refits.
+
+    Returns
+    -------
+    Comparison
+
+    Example
+    -------
+    >>> import scaling_ladder as sl
+    >>> obs = sl.datasets.load("overtrain")
+    >>> res = sl.compare(obs, baseline="c4", metric="val/c4",
+    ...                  target_params=6.9e9, target_tokens=1.38e11)   # doctest: +SKIP
+    >>> res.decision, res.recipe_summary("refinedweb")["p_beats_baseline"]  # doctest: +SKIP
+    """
+    options = options or CompareOptions()
+    rule = rule or Rule()
+    prep = prepare(obs, baseline=baseline, metric=metric, options=options, seed=seed)
+    metric, table = prep.metric, prep.table
+    prim = table[table["metric"] == metric]
+    notes = list(prep.notes)
+    surv = {r: survival(prim, r, top_sizes=rule.sign_top_sizes, level=options.level)
+            for r in prep.recipes if r != baseline}
+    largest = prim[prim["recipe"] == baseline].sort_values(["flops", "params"]).iloc[-1]
+    target = resolve_target(params=target_params, tokens=target_tokens, flops=target_flops,
+                            default=(largest["params"], largest["tokens"]))
+    if not target.given:
+        notes.append(f"no target given: predictions at the largest scale trained "
+                     f"({largest['scale']})")
+    n_other = prep.frame["metric"].nunique() - 1
+    ticker = _Ticker(progress, options.bootstrap + n_other * options.slice_bootstrap
+                     + 2 * options.gate_bootstrap)
+    pred = _predict(prep, baseline=baseline, target=target, rule=rule, options=options,
+                    seed=seed, ticker=ticker)
+    notes += pred["notes"]
+    predictions, jf = pred["predictions"], pred["joint"]
+    n_sizes = int(prim.loc[prim["recipe"] == baseline, "params"].nunique())
+    decisions = {}
+    for r in prep.recipes:
+        if r != baseline:
+            ev = evidence(r, baseline=baseline, metric=metric, table=prim, surv=surv[r],
+                          predictions=predictions, target=target,
+                          regressions=pred["regressions"],
+                          no_prediction="; ".join(jf.notes) if jf.fit is None else "",
+                          n_sizes=n_sizes, missing=prep.missing.get(r, ""))
+            decisions[r] = decide(ev, rule)
+    p_beats = predictions[predictions["metric"] == metric].set_index("recipe")["p_beats"]
+    decision, reasons = overall(decisions, p_beats.to_dict())
+    gates = ()
+    if jf.fit is not None and options.gate_bootstrap > 0:
+        gates = stage_gates(pred["fit_rows"](metric), prim, baseline=baseline, law=pred["law"],
+                            variant=jf.variant, target=target, rule=rule, options=options,
+                            decisions=decisions, seed=seed, ticker=ticker)
+    protocols = None
+    if prep.labels is not None:
+        protocols = compare_protocols(prep.frame_all, prep.labels, metric=metric,
+                                      match=prep.match, tolerance=options.tolerance,
+                                      primary=prep.protocol)
+        notes += protocols["flips"][:5]
+    if progress:
+        progress(ticker.total, ticker.total)
+    return Comparison(
+        baseline=baseline, metric=metric, kind="loss", recipes=prep.recipes, match=prep.match,
+        target=target, joint=jf, per_scale=table, survival=surv,
+        rank_stability=rank_stability(table, metric), decision_accuracy=_decision_accuracy(table),
+        predictions=predictions, multipliers=pred["multipliers"],
+        regressions=pred["regressions"], near_chance=tuple(pred["near"]),
+        downstream=pred["downstream"], protocols=protocols, decisions=decisions,
+        decision=decision, reasons=tuple(reasons), gates=tuple(gates), rule=rule,
+        options=options, notes=tuple(notes),
+        set_aside=obs.set_aside if isinstance(obs, Observations) else ())
+
+
+def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: CompareOptions,
+             seed: int, ticker: _Ticker) -> dict[str, Any]:
+    """The joint fit, every metric at the target, regressions and loss -> downstream."""
+    metric, frame, table = prep.metric, prep.frame, prep.table
+    law = LAW_NAMES[options.law]()
+    notes: list[str] = []
+
+    def fit_rows(m: str) -> pd.DataFrame:
+        rows = frame[frame["metric"] == m]
+        return rows[checkpoint_mask(rows, options.fit_checkpoints)]
+
+    near, no_rb = near_chance_metrics(table, options.near_chance)
+    if no_rb:
+        notes.append(f"{len(no_rb)} accuracy metric(s) have no random_baseline column: "
+                     f"near-chance not judged ({_listing(no_rb, 3)})")
+    jf = joint_fit(law, fit_rows(metric), baseline=baseline, variants=options.variants,
+                   bootstrap=options.bootstrap, seed=seed, n_starts=options.n_starts,
+                   progress=ticker.sub())
+    notes += list(jf.notes)
+    rows, multipliers, draws, more, task_laws = [], {}, {}, [], {}
+    if jf.fit is not None:
+        draws = recipe_draws(jf.fit, target, list(jf.fit.groups))
+        rows = prediction_rows(
+            metric, "loss", draws, baseline, level=options.level, min_gain=rule.min_gain,
+            method=f"joint {law.name} fit ({jf.variant}), {options.bootstrap} resamples")
+        multipliers = _multipliers(jf, target, baseline, options.level)
+        notes += [f"joint fit: {n}" for n in jf.fit.notes]
+        ticker.done = options.bootstrap
+        more, task_laws, more_notes = predict_metrics(
+            frame, law=law, joint=jf, primary=metric, primary_draws=draws, baseline=baseline,
+            target=target, fit_rows=fit_rows, skip=set(near),
+            bootstrap=options.slice_bootstrap, seed=seed, level=options.level, min_gain=0.0,
+            tick=ticker.tick)
+        notes += more_notes
+    predictions = pd.DataFrame(rows + more, columns=PRED_COLUMNS)
+    regressions = regression_table(
+        table, predictions, baseline=baseline, primary=metric, near=set(near),
+        max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy)
+    downstream = downstream_translation(task_laws, predictions, table, baseline=baseline,
+                                        primary=metric, average=AVERAGE)
+    return {"joint": jf, "law": law, "fit_rows": fit_rows, "predictions": predictions,
+            "multipliers": multipliers, "regressions": regressions, "near": near,
+            "downstream": downstream, "notes": notes}
+
+
+def _decision_accuracy(table: pd.DataFrame) -> dict[str, Any]:
+    """Decision accuracy of every proxy scale against the largest, for every metric."""
+    return {"measure": "pairwise decision accuracy against the largest scale holding the most "
+                       "recipes (DataDecide, Magnusson et al. 2025)",
+            "by_metric": proxy_accuracy(table)}
+
+
+def _multipliers(jf: JointFit, target: Target, baseline: str, level: float) -> dict:
+    out = {}
+    alpha = (1 - level) / 2
+    for r in jf.fit.groups:
+        if r == baseline:
+            continue
+        point, draws = compute_multiplier(jf.fit, target, r, baseline)
+        ok = draws[~np.isnan(draws)]
+        ci = ([float(v) for v in np.quantile(ok, [alpha, 1 - alpha])] if len(ok) > 1
+              else None)
+        note = ("never reaches the baseline's target loss on this path (its floor is higher)"
+                if point == np.inf else "below the search bound 1e-4"
+                if point <= 1e-4 else "")
+        out[r] = {"point": point, "ci": ci, "note": note,
+                  "path": ("compute-optimal" if target.path == "compute-optimal" else
+                           f"fixed tokens-per-parameter ({target.tokens / target.params:.3g})"),
+                  "meaning": f"{r} reaches the baseline's target loss with this many times the "
+                             "target compute (< 1: needs less compute, 1/k is its effective "
+                             "compute gain)"}
+    return out
