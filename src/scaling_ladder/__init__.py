@@ -1,8 +1,11 @@
 """scaling-ladder: decide with small runs what deserves a big run."""
 
 from . import datasets
+from .backtest import Backtest, backtest
 from .bootstrap import Interval
+from .compare import CompareOptions, Comparison, compare
 from .compute import Allocation, IsoFlopResult, isoflop, optimal, training_flops
+from .decide import Decision, Rule
 from .errors import InputError, LadderError
 from .fitting import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
 from .holdout import HoldoutResult, holdout
@@ -18,6 +21,8 @@ from .laws import (
     make_law,
 )
 from .observations import Observations, from_frame, read_observations, write_observations
+from .ranking import RankAgreement, decision_accuracy, rank_agreement
+from .simulate import LadderDesign, Simulation, simulate, simulate_ladder
 
 __all__ = [
     "Allocation", "chain", "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "datasets",
@@ -26,5 +31,8 @@ __all__ = [
     "Observations", "optimal", "OvertrainLaw", "pair_metrics", "PowerLaw", "Prediction",
     "read_observations", "read_tensorboard", "read_wandb_csv", "SigmoidLaw", "training_flops",
     "write_observations",
+    "Backtest", "backtest", "CompareOptions", "Comparison", "compare", "Decision",
+    "decision_accuracy", "LadderDesign", "RankAgreement", "rank_agreement", "Rule",
+    "Simulation", "simulate", "simulate_ladder",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,540 @@
+"""A run checked against the band of its ladder's fit: residual z-scores, spikes, stop signals.
+
+The band is the fit's prediction interval for a new run, in the fit's residual space (log loss
+by default): centre ``L_hat(N, D)``, scale ``sigma = sqrt(s_res^2 + s_curve^2)`` where
+``s_res = 1.4826 MAD`` of the fit's residuals (robust to the outliers a Huber fit ignores, and
+including the law's misfit) and ``s_curve`` is the spread of the bootstrap curves at that point
+(zero without bootstrap draws). Each checkpoint gets ``z = (log L - log L_hat) / sigma``.
+
+Signals (the ladder's stop signals):
+
+* **off band** (fails): the median z of the last ``window`` checkpoints beyond ``z_threshold``
+  on the worse side. A median over a window, not one point, so that one noisy evaluation or a
+  spike that recovers does not stop a job; a sustained drift does. Runs *better* than their
+  band are reported (``below band``) but pass unless ``two_sided``: a learning-rate decay
+  legitimately takes a run below a law fitted on constant-rate checkpoints.
+* **spike**: the loss jumps above the median of the previous ``spike_window`` checkpoints by
+  more than ``spike`` (relative) and ``spike_z`` times the run's checkpoint-to-checkpoint noise
+  (OLMo-7B-Twin-2T jumps 15% near 535B tokens and recovers). Fails only while unrecovered at
+  the last checkpoint.
+* **residual jump**: the window median of z moves by more than ``z_threshold`` between two
+  consecutive windows (a level shift: a changed data stream or evaluation).
+* **larger batch did worse at equal FLOPs**: two runs of one size and recipe, the larger batch
+  worse at their largest common compute by more than the noise (beyond the critical batch
+  size, McCandlish et al. 2018, arXiv:1812.06162).
+* **erratic IsoFLOP valley**: minima N*(C) of the ladder that shrink as compute grows or sit
+  more than 0.3 dex off their power law (Hoffmann et al. 2022, approach 2).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .compute import isoflop
+from .errors import InputError
+from .fitting import LawFit
+from .observations import FORMATS, Observations, read_observations
+
+SEVERITIES = ("fail", "warn", "info")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One signal: what (``kind``), how bad (``severity``), where (``tokens``) and why."""
+
+    kind: str
+    severity: str
+    tokens: float | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "severity": self.severity, "tokens": self.tokens,
+                "message": self.message}
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """A run against its band: per-checkpoint z, the flags, and the verdict.
+
+    ``verdict`` is ``on band`` or ``off band``; ``checkpoints`` has one row per checkpoint with
+    ``tokens, flops, value, predicted, lo, hi, z`` (``lo``/``hi``: the band at ``z_threshold``).
+    """
+
+    run: str
+    metric: str
+    verdict: str
+    band: str
+    z_threshold: float
+    window: int
+    checkpoints: pd.DataFrame
+    flags: tuple[Flag, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "on band"
+
+    def to_dict(self) -> dict[str, Any]:
+        cp = self.checkpoints
+        return {
+            "run": self.run, "metric": self.metric, "verdict": self.verdict,
+            "passed": self.passed, "band": self.band, "z_threshold": self.z_threshold,
+            "window": self.window, "flags": [f.to_dict() for f in self.flags],
+            "notes": list(self.notes),
+            "checkpoints": {c: cp[c].astype(float).tolist() for c in cp.columns},
+        }
+
+    def summary(self) -> str:
+        last = self.checkpoints.iloc[-1] if len(self.checkpoints) else None
+        lines = [f"{self.run} ({self.metric}): {self.verdict.upper()}",
+                 f"    band: {self.band}"]
+        if last is not None:
+            lines.append(f"    last checkpoint: D = {last['tokens']:.4g}, value {last['value']:.5g}"
+                         f", predicted {last['predicted']:.5g}, z = {last['z']:+.2f}")
+        lines += [f"    [{f.severity}] {f.kind}: {f.message}" for f in self.flags]
+        lines += [f"    note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Band:
+    """The prediction band of a fitted law (see the module docstring for its scale)."""
+
+    fit: LawFit
+    group: str | None = None
+    description: str = ""
+    sigma_residual: float = field(default=0.0)
+
+    @classmethod
+    def of(cls, fit: LawFit, *, group: str | None = None) -> Band:
+        if fit.residuals is None or not len(fit.residuals):
+            raise InputError(None, "the fit carries no residuals, so it has no band",
+                             fix="refit it with ladder fit --json (this version keeps them)")
+        res = np.asarray(fit.residuals, float)
+        res = res[np.isfinite(res)]
+        s = float(1.4826 * np.median(np.abs(res - np.median(res))))
+        if not s > 0:
+            s = float(np.std(res)) or 1e-9
+        curve = (f"the spread of its {len(fit.draws)} bootstrap curves" if fit.draws is not None
+                 and len(fit.draws) else "no bootstrap draws, so no curve uncertainty")
+        space = "log" if fit.space == "log" else "linear"
+        text = (f"prediction band of the {fit.law.name} fit: residual scale {s:.3g} "
+                f"(1.4826 MAD of its {len(res)} residuals, {space} space) combined with {curve}")
+        return cls(fit, group, text, s)
+
+    def evaluate(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre, residual (observed − centre, in the fit's space) and sigma per row."""
+        law = self.fit.law
+        missing = [k for k in law.inputs if k not in frame]
+        if missing:
+            raise InputError(None, f'the {law.name} band needs column "{missing[0]}"',
+                             column=missing[0], fix="check the run against a law of N, D or C")
+        x = {k: frame[k].to_numpy(float) for k in law.inputs}
+        centre = self.fit.predict(group=self.group, **x)
+        y = frame["value"].to_numpy(float)
+        if law.kind == "error":
+            y = 1.0 - y
+        log = self.fit.space == "log"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.log(y) - np.log(centre) if log else y - centre
+        s_curve = np.zeros(len(frame))
+        if self.fit.draws is not None and len(self.fit.draws):
+            d = self.fit.predict_draws(group=self.group, **x)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s_curve = np.nanstd(np.log(d) if log else d, axis=0)
+        sigma = np.sqrt(self.sigma_residual ** 2 + s_curve ** 2)
+        return centre, r, sigma
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def check_run(
+    obs: Observations | pd.DataFrame,
+    fit: LawFit | Band,
+    *,
+    run: str | None = None,
+    metric: str | None = None,
+    group: str | None = None,
+    ladder: Observations | pd.DataFrame | None = None,
+    z_threshold: float = 3.0,
+    window: int = 5,
+    spike: float = 0.02,
+    spike_z: float = 6.0,
+    spike_window: int = 10,
+    two_sided: bool = False,
+) -> RunCheck:
+    """Check one run's checkpoints against the band of its ladder's fit.
+
+    Parameters
+    ----------
+    obs : the run's observations (other runs in it join ``ladder`` for the batch checks).
+    fit : the ladder's fit (``ladder fit --json``), or a :class:`Band`.
+    run, metric : which run and metric, when ``obs`` holds several.
+    group : the fit's group (default: the run's recipe, for a fit made with ``by="recipe"``).
+    ladder : the ladder's other runs: "larger batch did worse" and IsoFLOP checks.
+    z_threshold, window : off band when the median z of the last ``window`` checkpoints is
+        beyond ``z_threshold`` on the worse side (either side with ``two_sided``).
+    spike, spike_z, spike_window : a spike is a jump above the median of the previous
+        ``spike_window`` checkpoints by more than ``spike`` (relative) and ``spike_z`` times the
+        run's checkpoint noise.
+
+    Returns
+    -------
+    RunCheck
+
+    Example
+    -------
+    >>> fit = sl.LawFit.from_dict(json.load(open("fit.json")))      # doctest: +SKIP
+    >>> sl.check_run(sl.read_observations("run.csv"), fit).verdict   # doctest: +SKIP
+    'on band'
+    """
+    _check_args(z_threshold, window, spike, spike_z, spike_window)
+    frame = _with_flops(obs.frame if isinstance(obs, Observations) else obs)
+    rows, run, metric = _select(frame, run, metric)
+    if isinstance(fit, Band):
+        band = fit
+    else:
+        if group is None and fit.groups:
+            group = str(rows["recipe"].iloc[0]) if "recipe" in rows else None
+        band = Band.of(fit, group=group)
+    rows = rows.sort_values("tokens").reset_index(drop=True)
+    centre, r, sigma = band.evaluate(rows)
+    worse = -1.0 if band.fit.law.kind == "accuracy" else 1.0
+    z = r / sigma
+    log = band.fit.space == "log"
+    width = z_threshold * sigma
+    lo = centre * np.exp(-width) if log else centre - width
+    hi = centre * np.exp(width) if log else centre + width
+    table = pd.DataFrame({"tokens": rows["tokens"].to_numpy(float),
+                          "flops": rows["flops"].to_numpy(float),
+                          "value": rows["value"].to_numpy(float), "predicted": centre,
+                          "lo": lo, "hi": hi, "z": z})
+    flags, notes = [], []
+    scored = _in_domain(band.fit, rows)
+    if not scored.all():
+        first = float(table["tokens"][scored].min()) if scored.any() else math.nan
+        notes.append(f"{int((~scored).sum())} checkpoints before D = {first:.4g}, below the "
+                     "fit's smallest inputs (warm-up), are outside the band and not scored")
+        table.loc[~scored, ["lo", "hi", "z"]] = np.nan
+    if not scored.any():
+        raise InputError(None, "no checkpoint lies within the fit's range of inputs yet",
+                         fix="wait for later checkpoints, or check against a fit that covers them")
+    inside = table[scored].reset_index(drop=True)
+    off, off_flags = _band_flags(inside, worse * z[scored], z_threshold, window, two_sided)
+    flags += off_flags
+    kind = str(rows["kind"].iloc[0]) if "kind" in rows else "loss"
+    spikes, unrecovered = _spikes(table, -1.0 if kind == "accuracy" else 1.0, spike, spike_z,
+                                  spike_window)
+    flags += spikes
+    flags += _jumps(inside, z[scored], z_threshold, window)
+    context = [frame[(frame["metric"] == metric)]]
+    if ladder is not None:
+        lf = _with_flops(ladder.frame if isinstance(ladder, Observations) else ladder)
+        context.append(lf[lf["metric"] == metric])
+    ctx = pd.concat(context, ignore_index=True).drop_duplicates(["run", "tokens"])
+    flags += _batch_flags(ctx)
+    iso_flags, iso_note = _isoflop_flags(ctx)
+    flags += iso_flags
+    if iso_note:
+        notes.append(iso_note)
+    if len(inside) < window:
+        notes.append(f"{len(inside)} checkpoints: the off-band window uses all of them")
+    failed = off or unrecovered
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    flags.sort(key=lambda f: (order[f.severity], f.tokens if f.tokens is not None else -1))
+    return RunCheck(run, metric, "off band" if failed else "on band", band.description,
+                    float(z_threshold), int(window), table, tuple(flags), tuple(notes))
+
+
+def _with_flops(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table from a notebook may lack ``flops``: 6ND, as when reading a file."""
+    if "flops" in frame and frame["flops"].notna().all():
+        return frame
+    six_nd = 6.0 * frame["params"].astype(float) * frame["tokens"].astype(float)
+    return frame.assign(flops=frame["flops"].fillna(six_nd) if "flops" in frame else six_nd)
+
+
+def _in_domain(fit: LawFit, rows: pd.DataFrame) -> np.ndarray:
+    """Checkpoints at or beyond the fit's smallest tokens/FLOPs (the law's domain: no
+    extrapolation backwards into warm-up, where a power law does not hold)."""
+    ok = np.ones(len(rows), dtype=bool)
+    for k in ("tokens", "flops"):
+        if k in fit.law.inputs and fit.ranges and k in fit.ranges:
+            ok &= rows[k].to_numpy(float) >= fit.ranges[k][0] * (1 - 1e-9)
+    return ok
+
+
+def _check_args(z_threshold, window, spike, spike_z, spike_window) -> None:
+    if not (isinstance(z_threshold, (int, float)) and z_threshold > 0):
+        raise ValueError(f"The 'z_threshold' argument of check_run must be > 0. "
+                         f"Got {z_threshold!r}.")
+    for name, v in (("window", window), ("spike_window", spike_window)):
+        if not (isinstance(v, (int, np.integer)) and v >= 1):
+            raise ValueError(f"The '{name}' argument of check_run must be an int >= 1. Got {v!r}.")
+    if not (isinstance(spike, (int, float)) and spike > 0):
+        raise ValueError(f"The 'spike' argument of check_run must be > 0. Got {spike!r}.")
+    if not (isinstance(spike_z, (int, float)) and spike_z >= 0):
+        raise ValueError(f"The 'spike_z' argument of check_run must be >= 0. Got {spike_z!r}.")
+
+
+def _select(frame: pd.DataFrame, run: str | None, metric: str | None):
+    if frame.empty:
+        raise InputError(None, "the run has no checkpoints yet", fix="wait for the first one")
+    runs = sorted(frame["run"].astype(str).unique())
+    if run is None:
+        if len(runs) > 1:
+            raise InputError(None, f"the file holds {len(runs)} runs ({', '.join(runs[:5])}"
+                             f"{', …' if len(runs) > 5 else ''})", column="run",
+                             fix="choose one with --run")
+        run = runs[0]
+    elif run not in runs:
+        raise InputError(None, f'no run "{run}"', column="run",
+                         fix=f"choose one of {', '.join(runs[:8])}")
+    rows = frame[frame["run"].astype(str) == run]
+    metrics = sorted(rows["metric"].unique())
+    if metric is None:
+        if len(metrics) > 1:
+            raise InputError(None, f'run "{run}" has {len(metrics)} metrics '
+                             f"({', '.join(metrics[:5])}{', …' if len(metrics) > 5 else ''})",
+                             column="metric", fix="choose the fitted one with --metric")
+        metric = metrics[0]
+    elif metric not in metrics:
+        raise InputError(None, f'run "{run}" has no metric "{metric}"', column="metric",
+                         fix=f"choose one of {', '.join(metrics[:8])}")
+    rows = rows[rows["metric"] == metric]
+    return rows.drop_duplicates("tokens", keep="last"), run, metric
+
+
+# -------------------------------------------------------------------------------- signals
+
+
+def _band_flags(table: pd.DataFrame, zw: np.ndarray, threshold: float, window: int,
+                two_sided: bool) -> tuple[bool, list[Flag]]:
+    """Sustained excursions of the window median of z: off band (worse), below band."""
+    med = pd.Series(zw).rolling(window, min_periods=1).median().to_numpy()
+    tokens = table["tokens"].to_numpy()
+    flags, off_now = [], False
+    for sign, kind in ((1.0, "off band"), (-1.0, "below band")):
+        out = sign * med > threshold
+        fails = sign > 0 or two_sided
+        for start, end in _episodes(out):
+            ongoing = end == len(out) - 1
+            z_peak = float(np.max(sign * zw[start:end + 1]))
+            where = (f"from D = {tokens[start]:.4g}" + (" to the last checkpoint" if ongoing
+                                                       else f" to {tokens[end]:.4g}"))
+            side = "worse" if sign > 0 else "better"
+            msg = (f"the median z of {window} checkpoints is {side} than the band by more "
+                   f"than {threshold:g} sigma {where} (peak |z| {z_peak:.1f})")
+            if not ongoing:
+                msg += "; back on band since"
+            severity = "fail" if (fails and ongoing) else "warn"
+            if sign < 0 and not two_sided:
+                msg += "; expected when the learning rate decays below the fitted schedule"
+            flags.append(Flag(kind, severity, float(tokens[start]), msg))
+            off_now |= fails and ongoing
+    return off_now, flags
+
+
+def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True values."""
+    out, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(mask) - 1))
+    return out
+
+
+def _spikes(table: pd.DataFrame, worse: float, rel: float, k: float,
+            window: int) -> tuple[list[Flag], bool]:
+    """Jumps of the metric above the median of the previous ``window`` checkpoints."""
+    v = table["value"].to_numpy(float)
+    if len(v) < 3:
+        return [], False
+    lv = worse * np.log(np.clip(v, 1e-12, None))
+    d = np.diff(lv)
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2)
+    ref = pd.Series(lv).rolling(window, min_periods=2).median().shift(1).to_numpy()
+    jump = lv - ref
+    limit = max(math.log1p(rel), k * noise)
+    hit = np.nan_to_num(jump, nan=-np.inf) > limit
+    tokens = table["tokens"].to_numpy()
+    flags, unrecovered = [], False
+    for start, end in _episodes(hit):
+        base = ref[start]
+        peak = start + int(np.argmax(jump[start:end + 1]))
+        back = np.flatnonzero(lv[end + 1:] - base <= limit)
+        rec = (f"recovered by D = {tokens[end + 1 + back[0]]:.4g}" if len(back)
+               else "not recovered at the last checkpoint")
+        if not len(back):
+            unrecovered = True
+        msg = (f"{'loss' if worse > 0 else 'metric'} jumped {100 * math.expm1(jump[peak]):+.1f}%"
+               f" over the median of the previous {window} checkpoints at D = {tokens[peak]:.4g}"
+               f" ({end - start + 1} checkpoint{'s' if end > start else ''}); {rec}")
+        flags.append(Flag("spike", "warn" if len(back) else "fail", float(tokens[start]), msg))
+    return flags, unrecovered
+
+
+def _jumps(table: pd.DataFrame, z: np.ndarray, threshold: float, window: int) -> list[Flag]:
+    """Level shifts of the residual: consecutive window medians of z differ by > threshold."""
+    if len(z) < 2 * window:
+        return []
+    med = pd.Series(z).rolling(window).median().to_numpy()
+    shift = med[window:] - med[:-window]
+    tokens = table["tokens"].to_numpy()
+    flags = []
+    for start, end in _episodes(np.abs(np.nan_to_num(shift)) > threshold):
+        i = start + int(np.argmax(np.abs(shift[start:end + 1])))
+        at = i + window
+        flags.append(Flag("residual jump", "warn", float(tokens[at - window + 1]),
+                          f"the residual's level moved by {shift[i]:+.1f} sigma within "
+                          f"{window} checkpoints near D = {tokens[at]:.4g} (a changed data "
+                          "stream, evaluation or optimiser state?)"))
+    return flags
+
+
+def _batch_flags(ctx: pd.DataFrame) -> list[Flag]:
+    """Larger batch worse at equal FLOPs, among runs of one size and recipe."""
+    if "batch_tokens" not in ctx or ctx["batch_tokens"].isna().all():
+        return []
+    keys = [k for k in ("recipe", "params") if k in ctx]
+    flags = []
+    for _, grp in ctx.dropna(subset=["batch_tokens"]).groupby(keys, sort=False):
+        runs = {r: g.sort_values("flops") for r, g in grp.groupby("run", sort=False)}
+        batches = {r: float(g["batch_tokens"].iloc[0]) for r, g in runs.items()}
+        names = sorted(runs, key=lambda r: batches[r])
+        for i, small in enumerate(names):
+            for large in names[i + 1:]:
+                if batches[large] <= batches[small]:
+                    continue
+                gap = _gap_at_equal_flops(runs[small], runs[large])
+                if gap is None:
+                    continue
+                c, rel, noise = gap
+                if rel > max(3 * noise, 0.005):
+                    flags.append(Flag(
+                        "batch", "warn", None,
+                        f"larger batch did worse at equal FLOPs: {large} (batch "
+                        f"{batches[large]:.3g} tokens) is {100 * rel:+.1f}% above {small} "
+                        f"(batch {batches[small]:.3g}) at C = {c:.3g}: past the critical "
+                        "batch size?"))
+    return flags
+
+
+def _gap_at_equal_flops(a: pd.DataFrame, b: pd.DataFrame):
+    """Relative loss gap b/a − 1 at their largest common compute, and the checkpoint noise."""
+    ca, cb = a["flops"].to_numpy(float), b["flops"].to_numpy(float)
+    va, vb = np.log(a["value"].to_numpy(float)), np.log(b["value"].to_numpy(float))
+    if len(ca) == 1 or len(cb) == 1:  # final points only: same compute within 5%
+        if abs(math.log(ca[-1] / cb[-1])) > math.log(1.05):
+            return None
+        return float(ca[-1]), math.expm1(vb[-1] - va[-1]), 0.0
+    c = min(ca.max(), cb.max())
+    if c < max(ca.min(), cb.min()):
+        return None
+    la = np.interp(np.log(c), np.log(ca), va)
+    lb = np.interp(np.log(c), np.log(cb), vb)
+    return float(c), math.expm1(lb - la), max(_wiggle(va), _wiggle(vb))
+
+
+def _wiggle(logv: np.ndarray) -> float:
+    """Checkpoint noise of a smooth curve: robust scale of second differences / sqrt(6)."""
+    if len(logv) < 4:
+        return 0.0
+    d2 = np.diff(logv, 2)
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
+
+
+def _isoflop_flags(ctx: pd.DataFrame) -> tuple[list[Flag], str | None]:
+    fin = ctx[ctx["final"].to_numpy(bool)] if "final" in ctx else ctx
+    if fin["params"].nunique() < 3:
+        return [], None
+    try:
+        iso = isoflop(fin)
+    except InputError:
+        return [], "no IsoFLOP check: no two compute budgets with three model sizes"
+    b = iso.budgets
+    logc = np.log10([x["flops"] for x in b])
+    logn = np.log10([x["params"] for x in b])
+    fitted = np.log10(iso.params_coef) + iso.a * logc
+    flags = []
+    for i in range(len(b)):
+        shrink = i > 0 and logn[i] < logn[i - 1]
+        off = abs(logn[i] - fitted[i]) > 0.3
+        if shrink or off:
+            why = ("smaller than at the budget below" if shrink else
+                   f"{logn[i] - fitted[i]:+.2f} dex off the N* ~ C^{iso.a:.2f} line")
+            flags.append(Flag("isoflop", "warn", None,
+                              f"the IsoFLOP valley at C = {b[i]['flops']:.3g} has its minimum "
+                              f"at N* = {b[i]['params']:.3g}, {why}: an erratic valley"))
+    return flags, None
+
+
+# ------------------------------------------------------------------------------- follow
+
+
+def read_growing(path: str | Path) -> Observations:
+    """Read a table that may be half-written: complete lines only (CSV, JSON Lines)."""
+    path = Path(path)
+    if FORMATS.get(path.suffix.lower()) == "parquet":
+        return read_observations(path)
+    if not path.exists():
+        raise InputError(str(path), "file not found", fix="check the path")
+    data = path.read_bytes()
+    cut = data.rfind(b"\n")
+    if cut < 0 or cut == len(data) - 1:
+        return read_observations(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / path.name
+        part.write_bytes(data[:cut + 1])
+        obs = read_observations(part)
+    return Observations(obs.frame, obs.set_aside, (str(path),))
+
+
+def follow(path: str | Path, fit: LawFit | Band, *, interval: float = 30.0,
+           idle: float | None = None, on_check: Callable[[RunCheck], None] | None = None,
+           sleep: Callable[[float], None] = time.sleep, **options: Any) -> RunCheck:
+    """Check ``path`` again each time it grows, until the run is off its band (that check is
+    returned) or the file has not grown for ``idle`` seconds (the last check is returned).
+
+    ``on_check`` sees every new check; ``options`` go to :func:`check_run`.
+    """
+    if not interval > 0:
+        raise ValueError(f"The 'interval' argument of follow must be > 0. Got {interval!r}.")
+    last_size, quiet, result = -1, 0.0, None
+    while True:
+        size = Path(path).stat().st_size if Path(path).exists() else -1
+        if size != last_size and size > 0:
+            try:
+                obs = read_growing(path)
+            except InputError as exc:
+                if "no rows" not in str(exc) and "empty" not in str(exc):
+                    raise
+                obs = None
+            if obs is not None and len(obs):
+                result = check_run(obs, fit, **options)
+                if on_check:
+                    on_check(result)
+                if not result.passed:
+                    return result
+            last_size, quiet = size, 0.0
+        elif idle is not None and quiet >= idle:
+            if result is None:
+                raise InputError(str(path), "no checkpoints arrived", fix="check the path")
+            return result
+        sleep(interval)
+        quiet += interval

@@ -1,0 +1,59 @@
+"""Cells of the report's tables: every number formatted once, the same in HTML and Markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+
+def num(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{x:,}"
+    if isinstance(x, (float, np.floating)):
+        return f"{x:.{digits}g}".replace("e+", "e")
+    return str(x)
+
+
+def count(x: float) -> str:
+    """Parameter and token counts: 6.89B, 138B, 3.1T."""
+    if x is None or not np.isfinite(x):
+        return "—"
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def signed(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:+.{digits}g}"
+
+
+def interval(ci, digits: int = 4, sign: bool = False) -> str:
+    if ci is None:
+        return "—"
+    f = signed if sign else num
+    return f"[{f(ci[0], digits)}, {f(ci[1], digits)}]"
+
+
+def value_text(x: Any) -> str:
+    """Any JSON value from another result (compare, checks) as compact text."""
+    if isinstance(x, (list, tuple)) and len(x) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+        return interval(x)
+    if isinstance(x, float):
+        return num(x)
+    if isinstance(x, (dict, list, tuple)):
+        return json.dumps(x, default=str)[:300]
+    return num(x)
+
+
+def pct(x, digits: int = 2) -> str:
+    if x is None:
+        return "—"
+    return f"{100 * float(x):.{digits}g}%"

@@ -1,0 +1,169 @@
+"""The report's laws: the given fit(s) per recipe, or one fitted per recipe here, and every
+recipe's prediction at the target with the gain over the baseline.
+
+Fits made here use each run's final checkpoint when runs have one, else the checkpoints after
+the first 10% of each run's tokens (variant c of the Hitchhiker's Guide, Choshen et al. 2024),
+and hold out the largest model size when there are at least four, so that the report can show
+how well the law predicted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..fitting import LawFit
+from ..laws import make_law
+
+if TYPE_CHECKING:
+    from .build import Analysis
+
+
+@dataclass(frozen=True)
+class RecipeFit:
+    """The law fitted for one recipe, and which runs it saw."""
+
+    fit: LawFit
+    group: str | None = None
+    heldout: frozenset[str] = frozenset()
+    selection: str = "final"
+    source: str = "fitted here"
+
+
+def fit_recipes(a: Analysis, given, *, law: str, bootstrap: int, holdout: bool,
+                seed: int) -> None:
+    """``a.fits``: the given fit(s) per recipe, or ``law`` fitted per recipe here."""
+    if a.kind != "loss":
+        a.notes.append(f"{a.metric} is an accuracy: no loss law is fitted to it")
+        return
+    if given is not None:
+        a.fits = _given_fits(a, given)
+        return
+    for recipe in a.recipes:
+        rows = a.main[a.main["recipe"] == recipe]
+        sub, selection = _fit_rows(rows)
+        heldout: frozenset[str] = frozenset()
+        sizes = np.unique(sub["params"])
+        if holdout and len(sizes) >= 4:
+            top = sizes.max()
+            heldout = frozenset(rows.loc[rows["params"] == top, "run_id"])
+            sub = sub[sub["params"] < top]
+        form = make_law(law)
+        step = max(bootstrap, 1)
+
+        try:
+            fitted = form.fit(sub, bootstrap=bootstrap, seed=seed, progress=_Ticks(a.tick))
+        except (InputError, ValueError) as exc:
+            a.notes.append(f"recipe {recipe}: the {law} law could not be fitted ({exc})")
+            a.tick(step)
+            continue
+        if not bootstrap:
+            a.tick(1)
+        a.fits[recipe] = RecipeFit(fitted, None, heldout, selection)
+
+
+class _Ticks:
+    """A fit's ``progress(done, total)`` turned into increments of the report's progress."""
+
+    def __init__(self, tick) -> None:
+        self.tick, self.last = tick, 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.tick(done - self.last)
+        self.last = done
+
+
+def _fit_rows(rows: pd.DataFrame, per_run: int = 24) -> tuple[pd.DataFrame, str]:
+    """Final checkpoints when runs have one; else drop each run's first 10% of tokens
+    (Hitchhiker's Guide variant c) and keep at most ``per_run`` log-spaced checkpoints."""
+    counts = rows.groupby("run_id")["tokens"].size()
+    if counts.max() <= 1:
+        return rows, "final checkpoints"
+    last = rows.groupby("run_id")["tokens"].transform("max")
+    rows = rows[rows["tokens"] >= 0.1 * last]
+    keep = []
+    for _, run in rows.groupby("run_id", sort=False):
+        run = run.sort_values("tokens")
+        if len(run) > per_run:
+            grid = np.geomspace(run["tokens"].iloc[0], run["tokens"].iloc[-1], per_run)
+            idx = np.unique(np.searchsorted(run["tokens"].to_numpy(), grid).clip(0, len(run) - 1))
+            run = run.iloc[np.unique(np.r_[idx, len(run) - 1])]
+        keep.append(run)
+    return (pd.concat(keep),
+            f"checkpoints after the first 10% of each run's tokens, at most {per_run} per run")
+
+
+def _given_fits(a: Analysis, given) -> dict[str, RecipeFit]:
+    if isinstance(given, Mapping):
+        missing = [r for r in a.recipes if r not in given]
+        if missing:
+            a.notes.append(f"no fit given for {', '.join(missing)}: not predicted")
+        fits = {r: RecipeFit(f, None, source="given") for r, f in given.items() if r in a.recipes}
+    elif given.groups:
+        fits = {r: RecipeFit(given, r, source="given") for r in a.recipes if r in given.groups}
+        missing = [r for r in a.recipes if r not in given.groups]
+        if missing:
+            a.notes.append(f"the fit has no group for {', '.join(missing)}: not predicted")
+    elif len(a.recipes) == 1:
+        fits = {a.recipes[0]: RecipeFit(given, None, source="given")}
+    else:
+        raise ValueError(f"One fit was given for {len(a.recipes)} recipes: pass one fit per "
+                         "recipe (a mapping), a fit made with by='recipe', or select one recipe.")
+    out = {}
+    for r, rf in fits.items():  # runs beyond the fit's largest model are held out
+        hi = (rf.fit.ranges or {}).get("params", (0, np.inf))[1]
+        rows = a.main[a.main["recipe"] == r]
+        held = frozenset(rows.loc[rows["params"] > hi * (1 + 1e-9), "run_id"])
+        out[r] = RecipeFit(rf.fit, rf.group, held, "as given", "given")
+    return out
+
+
+def law_inputs(fit: LawFit, params, tokens) -> dict[str, np.ndarray] | None:
+    """The law's inputs at (N, D): ``flops`` is 6ND; None when the law reads other columns."""
+    n, d = np.asarray(params, float), np.asarray(tokens, float)
+    have = {"params": n, "tokens": d, "flops": 6.0 * n * d}
+    if not set(fit.law.inputs) <= set(have):
+        return None
+    return {k: have[k] for k in fit.law.inputs}
+
+
+def predict_target(a: Analysis) -> None:
+    """Per recipe: prediction at the target (CI, PI, draws); per candidate: the gain."""
+    t = a.target
+    finals = a.main[a.main["final"].to_numpy(bool)]
+    for recipe, rf in a.fits.items():
+        x = law_inputs(rf.fit, t["params"], t["tokens"])
+        if x is None:
+            a.notes.append(f"the {rf.fit.law.name} law reads {', '.join(rf.fit.law.inputs)}: "
+                           "no prediction at the target")
+            continue
+        p = rf.fit.predict_interval(group=rf.group, seed=0, **x)
+        draws = (rf.fit.predict_draws(group=rf.group, **x) if rf.fit.draws is not None
+                 else None)
+        at = finals[(finals["recipe"] == recipe) & np.isclose(finals["params"], t["params"])
+                    & np.isclose(finals["tokens"], t["tokens"], rtol=0.01)]
+        a.predictions[recipe] = {
+            "mean": float(p.mean), "ci": _pair(p.ci), "pi": _pair(p.pi), "draws": draws,
+            "actual": float(at["value"].mean()) if len(at) else None}
+    base = a.predictions.get(a.baseline)
+    for recipe in a.recipes[1:]:
+        cand = a.predictions.get(recipe)
+        if base is None or cand is None:
+            continue
+        gain = a.better * (base["mean"] - cand["mean"])
+        ci = None
+        if base["draws"] is not None and cand["draws"] is not None:
+            k = min(len(base["draws"]), len(cand["draws"]))
+            g = a.better * (base["draws"][:k] - cand["draws"][:k])
+            ci = tuple(float(v) for v in np.nanquantile(g, [0.025, 0.975]))
+        a.gains[recipe] = {"gain": float(gain), "ci": ci,
+                           "relative": float(gain / base["mean"])}
+
+
+def _pair(x) -> tuple[float, float] | None:
+    return None if x is None else (float(x[0]), float(x[1]))
