@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from scaling_ladder.data.commands import app
+from scaling_ladder.cli import app
 
-root = typer.Typer()
-root.add_typer(app, name="data")
 runner = CliRunner()
 SOURCES = """
 [build]
@@ -27,13 +24,8 @@ weights = { a = 1, b = 1 }
 """
 
 
-@root.callback()
-def _main() -> None:
-    """ladder"""
-
-
 def run(*args):
-    return runner.invoke(root, ["data", *[str(a) for a in args]])
+    return runner.invoke(app, ["data", *[str(a) for a in args]])
 
 
 def corpus(tmp_path, recipe: str = RECIPE, sources: str = SOURCES):

@@ -103,7 +103,7 @@ def test_a_run_writes_observations_that_validate(tokens, tmp_path):
     obs = sl.read_observations(tmp_path / "run" / "observations.jsonl")
     f = obs.frame
     assert not obs.set_aside
-    assert set(f["metric"]) == {"train", "val/words", "val/digits"}
+    assert set(f["metric"]) == {"train", "val/words", "val/digits", "val/mean"}
     assert sorted(set(f["step"])) == run.eval_steps
     assert (f["kind"] == "loss").all() and (f["params"] == run.params).all()
     assert (f["tokens"] == f["step"] * run.batch_tokens).all()
@@ -120,7 +120,7 @@ def test_a_run_writes_observations_that_validate(tokens, tmp_path):
     # summary: throughput, MFU against the measured CPU peak, gradient noise scale
     assert result.tokens_per_s > 0 and 0 < result.mfu < 1
     assert result.gns_tokens is not None and math.isfinite(result.gns_tokens)
-    assert set(result.final) == {"train", "val/words", "val/digits"}
+    assert set(result.final) == {"train", "val/words", "val/digits", "val/mean"}
     # a finished run is not trained again
     again = train_run(run, tokens, tmp_path / "run", OPTIONS)
     assert again.state == "skipped" and again.final == result.final

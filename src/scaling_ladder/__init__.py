@@ -1,4 +1,8 @@
-"""scaling-ladder: decide with small runs what deserves a big run."""
+"""scaling-ladder: decide with small runs what deserves a big run.
+
+The report lives in :mod:`scaling_ladder.report` (it imports matplotlib), the trainer in
+:mod:`scaling_ladder.train` (it imports torch), the data tools in :mod:`scaling_ladder.data`.
+"""
 
 from . import datasets
 from .backtest import Backtest, backtest
@@ -20,7 +24,9 @@ from .laws import (
     SigmoidLaw,
     make_law,
 )
+from .monitor import RunCheck, check_run
 from .observations import Observations, from_frame, read_observations, write_observations
+from .plan import Plan, make_plan
 from .ranking import RankAgreement, decision_accuracy, rank_agreement
 from .simulate import LadderDesign, Simulation, simulate, simulate_ladder
 
@@ -33,6 +39,6 @@ __all__ = [
     "write_observations",
     "Backtest", "backtest", "CompareOptions", "Comparison", "compare", "Decision",
     "decision_accuracy", "LadderDesign", "RankAgreement", "rank_agreement", "Rule",
-    "Simulation", "simulate", "simulate_ladder",
+    "Simulation", "simulate", "simulate_ladder", "RunCheck", "check_run", "Plan", "make_plan",
 ]
 __version__ = "0.1.0"

@@ -70,7 +70,8 @@ class CompareOptions:
     gate_bootstrap : resamples of each stage gate's fit (0: no stage gates).
     match : ``params-tokens``, ``flops`` (IsoFLOP designs) or ``auto``.
     tolerance : scales within this many decades of N, D (or C) are matched.
-    fit_checkpoints : checkpoints the laws are fitted to (``final``, ``all``, ...).
+    fit_checkpoints : checkpoints the laws are fitted to: ``auto`` (``drop-first:0.1`` when
+        runs have learning curves, else ``final``), ``final``, ``all``, ``drop-first:F``...
     protocol : the protocol the decision uses when several exist (default: the most runs).
     level : confidence level of every interval.
     near_chance : a task whose best recipe is within this of its random baseline (or within
@@ -85,7 +86,7 @@ class CompareOptions:
     gate_bootstrap: int = 50
     match: str = "auto"
     tolerance: float = 0.01
-    fit_checkpoints: str = "final"
+    fit_checkpoints: str = "auto"
     protocol: str | None = None
     level: float = 0.95
     near_chance: float = 0.05
@@ -113,7 +114,8 @@ class CompareOptions:
             raise ValueError(f"The 'tolerance' option must be in (0, 1) decades. "
                              f"Got {self.tolerance!r}.")
         empty = pd.DataFrame({c: [] for c in ("experiment", "run", "metric", "tokens", "final")})
-        checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
+        if self.fit_checkpoints != "auto":
+            checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
 
 
 # ------------------------------------------------------------------------------ the result
@@ -374,7 +376,11 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
 
     def fit_rows(m: str) -> pd.DataFrame:
         rows = frame[frame["metric"] == m]
-        return rows[checkpoint_mask(rows, options.fit_checkpoints)]
+        rule = options.fit_checkpoints
+        if rule == "auto":  # learning curves: drop the early checkpoints (Choshen et al. 2024)
+            per_run = rows.groupby(["experiment", "run"])["tokens"].nunique()
+            rule = "drop-first:0.1" if per_run.median() > 1 else "final"
+        return rows[checkpoint_mask(rows, rule)]
 
     near, no_rb = near_chance_metrics(table, options.near_chance)
     if no_rb:

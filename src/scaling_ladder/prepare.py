@@ -41,6 +41,11 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
     """Check the inputs, pick the protocol and the matching, and build the per-scale table."""
     frame, where, metric = check_inputs(obs, baseline, metric)
     notes: list[str] = []
+    if metric != "train" and (frame["metric"] == "train").any():
+        # each recipe trains on its own data: its training loss measures a different text
+        frame = frame[frame["metric"] != "train"]
+        notes.append("training loss set aside: each recipe trains on its own data, so it is not "
+                     "comparable across recipes (held-out slices are)")
     labels = protocol_labels(frame)
     protocol = None
     if labels is None and options.protocol is not None:

@@ -130,11 +130,13 @@ def unfittable(frame: pd.DataFrame, law: Law) -> dict[str, str]:
     """Recipes a per-recipe law cannot be fitted to, each with the reason."""
     out = {}
     for recipe, g in frame.groupby("recipe"):
-        sizes, runs = g["params"].nunique(), g["run"].nunique()
+        sizes = g["params"].nunique()
+        points = len(g[[k for k in law.inputs if k in g]].drop_duplicates())
         if sizes < 2:
             out[recipe] = f"{recipe} has {sizes} model size(s); a law in N needs at least 2"
-        elif runs < len(law.param_names):
-            out[recipe] = f"{recipe} has {runs} runs for a {len(law.param_names)}-parameter law"
+        elif points < len(law.param_names):
+            out[recipe] = (f"{recipe} has {points} distinct points for a "
+                           f"{len(law.param_names)}-parameter law")
     return out
 
 

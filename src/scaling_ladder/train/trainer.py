@@ -342,6 +342,11 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
                     count += w[:, 1:].numel()
                 losses[f"val/{src}"] = total / count
         model.train()
+        slices = [k for k in losses if k.startswith("val/")]
+        bpb = {k: float(bits_per_byte(v, bpt[k])) for k, v in losses.items()}
+        if len(slices) > 1:  # the unweighted mean over validation slices, a usual headline
+            losses["val/mean"] = float(np.mean([losses[k] for k in slices]))
+            bpb["val/mean"] = float(np.mean([bpb[k] for k in slices]))
         if options.gns:
             _noise_scale(model, batches, run, step, micro, device, autocast, stats)
         tokens = float(step * run.batch_tokens)
@@ -350,7 +355,7 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
         tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
         rows = [{**base_row, "run": name, "tokens": tokens, "flops": flops, "final": final,
                  "metric": metric, "kind": "loss", "value": loss, "step": step,
-                 "bits_per_byte": float(bits_per_byte(loss, bpt[metric])),
+                 "bits_per_byte": bpb[metric],
                  "tokens_per_s": tps, "mfu": tps * fpt_mfu / peak if tps and peak else None,
                  "gns_tokens": stats["gns_last"]} for metric, loss in losses.items()]
         if writer:

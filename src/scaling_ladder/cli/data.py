@@ -1,104 +1,37 @@
-"""``ladder data build`` and ``ladder data check``: thin verbs over :mod:`scaling_ladder.data`.
+"""``ladder data build · check``: thin verbs over :mod:`scaling_ladder.data`.
 
-Mounted by the main CLI as ``ladder data``. Exit status: 0 done; 1 (check only) a sample
+ Exit status: 0 done; 1 (check only) a sample
 document does not survive the tokenizer round trip; 2 bad input or usage, one line on stderr.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import math
-import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import InputError, LadderError
-from .builder import build as build_tokens
-from .checks import CheckResult
-from .checks import check as check_tokens
-from .default import default_recipes
+from ..data.builder import build as build_tokens
+from ..data.checks import CheckResult
+from ..data.checks import check as check_tokens
+from ..data.default import default_recipes
+from .common import (
+    JsonOut,
+    app,
+    handle,
+    out,
+    phase_progress,
+    write_json,
+)
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Data: sources, tokenizers, recipe mixtures and stage-0 smoke checks.")
-out = Console()
-err = Console(stderr=True)
-ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"
-JsonOut = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to "
-                                             "FILE, or - for stdout.", metavar="FILE|-")]
-
-
-def _handle(fn: Callable) -> Callable:
-    """Bad input -> exit 2 with one line on stderr; anything unexpected -> exit 3."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (InputError, LadderError, ValueError) as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence
-            err.print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
-                      f"scaling-ladder; please report it at {ISSUES}", markup=False)
-            raise typer.Exit(3) from None
-
-    return wrapper
+data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Data: sources, tokenizers, recipe mixtures and stage-0 smoke checks.")
 
 
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Callable | None]:
-    if quiet:
-        yield None
-        return
-    bar = Progress(TextColumn("{task.description:<24}"), BarColumn(),
-                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err,
-                   transient=True)
-    with bar:
-        task = bar.add_task("", total=None)
-        yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
-                                                    total=total or None)
 
-
-def _write_json(target: str, payload: dict[str, Any]) -> None:
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-        return
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, path)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-@app.command()
-@_handle
+@data_app.command()
+@handle
 def build(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to fill (reused files are "
                                           "verified by SHA-256).", show_default=False)],
@@ -125,11 +58,11 @@ def build(
     if default == (recipes is not None):
         raise ValueError("Give a recipe file or --default, not both and not neither.")
     path = default_recipes() if default else recipes
-    with _progress(quiet=json_out == "-") as progress:
+    with phase_progress(quiet=json_out == "-") as progress:
         result = build_tokens(path, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
                               progress=progress)
     if json_out:
-        _write_json(json_out, result.to_dict())
+        write_json(json_out, result.to_dict())
         if json_out == "-":
             return
     _print_build(result, out_dir)
@@ -163,8 +96,8 @@ def _print_build(result, out_dir: Path) -> None:
     out.print(t)
 
 
-@app.command()
-@_handle
+@data_app.command()
+@handle
 def check(
     directory: Annotated[Path, typer.Argument(help="A directory made by ladder data build.",
                                               show_default=False)],
@@ -190,12 +123,12 @@ def check(
         if not sep or not name or not path:
             raise ValueError(f"The --eval option takes NAME=PATH. Got {item!r}.")
         evals[name] = path
-    with _progress(quiet=json_out == "-") as progress:
+    with phase_progress(quiet=json_out == "-") as progress:
         result = check_tokens(directory, evals=evals, field=field, ngram=ngram,
                               near_threshold=near_threshold, examples=examples,
                               progress=progress)
     if json_out:
-        _write_json(json_out, result.to_dict())
+        write_json(json_out, result.to_dict())
     if json_out != "-":
         _print_check(result)
     if any(s.roundtrip_failures for s in result.sources):
@@ -245,3 +178,6 @@ def _print_check(result: CheckResult) -> None:
     out.print(t)
     for i, note in enumerate(result.notes, 1):
         out.print(f"[yellow]note {i}:[/] {note}")
+
+
+app.add_typer(data_app, name="data")

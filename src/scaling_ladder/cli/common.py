@@ -1,0 +1,177 @@
+"""What every verb shares: the app, consoles, option types, the exit-status wrapper,
+JSON output and progress bars."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import datasets
+from ..errors import InputError, LadderError
+from ..laws import LAWS
+from ..observations import Observations, read_observations
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  pretty_exceptions_enable=False,
+                  help="Decide with small runs what deserves a big run.")
+out = Console()
+err = Console(stderr=True)
+ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"
+
+# ----------------------------------------------------------------------- shared options
+
+Paths = Annotated[list[Path] | None, typer.Argument(help="Observation files (CSV, Parquet, "
+                                                     "JSON Lines).", show_default=False)]
+Example = Annotated[str | None, typer.Option(help=f"Use bundled data: "
+                                             f"{', '.join(datasets.NAMES)}.")]
+Experiment = Annotated[str | None, typer.Option(help="Keep this experiment.")]
+Recipe = Annotated[str | None, typer.Option(help="Keep this recipe.")]
+Metric = Annotated[str | None, typer.Option(help="Keep this metric (train, val/<slice>, "
+                                            "ds/<task>).")]
+Where = Annotated[str | None, typer.Option(help='A pandas query, e.g. "params > 1e8".')]
+Checkpoints = Annotated[str, typer.Option(help="final | all | drop-first:F | "
+                                          "drop-first-tokens:T | last:F.")]
+LawName = Annotated[str, typer.Option(help=f"Law: {', '.join(LAWS)}.")]
+Loss = Annotated[str, typer.Option(help="huber (delta 1e-3, on log-loss) or mse.")]
+JsonOut = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to "
+                                             "FILE, or - for stdout.", metavar="FILE|-")]
+Fix = Annotated[list[str] | None, typer.Option(help="Fix a parameter, e.g. --fix E=1.69 "
+                                               "(repeatable).")]
+
+
+def handle(fn: Callable) -> Callable:
+    """Map exceptions to exit status: bad input 2 (one line), anything else 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, LadderError, ValueError) as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            err.print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
+                      f"scaling-ladder; please report it at {ISSUES}", markup=False)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def load(paths, example, experiment, recipe, metric, where, checkpoints) -> Observations:
+    if example and paths:
+        raise ValueError("Give observation files or --example, not both.")
+    if example:
+        obs = datasets.load(example)
+    elif paths:
+        obs = read_observations(paths)
+    else:
+        raise ValueError("Give observation files (CSV, Parquet, JSON Lines) or --example NAME.")
+    return obs.select(experiment=experiment, recipe=recipe, metric=metric, where=where,
+                      checkpoints=checkpoints)
+
+
+def fixed_params(items: list[str] | None) -> dict[str, float]:
+    fixed = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"The --fix option takes NAME=VALUE, e.g. E=1.69. Got {item!r}.")
+    return fixed
+
+
+def write_json(target: str, payload: dict[str, Any]) -> None:
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    return x
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool):
+    """Yields a ``progress(done, total)`` callback that shows a rich bar on stderr once called."""
+    if quiet:
+        yield None
+        return
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done)
+
+    try:
+        yield update
+    finally:
+        if task is not None:
+            bar.stop()
+
+
+def selection_table(obs: Observations) -> Table:
+    t = Table(title="Selection", show_header=False, box=None)
+    for k, v in obs.summary_rows():
+        t.add_row(k, v)
+    return t
+
+
+def fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+
+@contextmanager
+def phase_progress(quiet: bool) -> Iterator[Callable | None]:
+    """Yields a ``progress(phase, done, total)`` callback drawing one bar on stderr."""
+    if quiet:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description:<24}"), BarColumn(),
+                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err,
+                   transient=True)
+    with bar:
+        task = bar.add_task("", total=None)
+        yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
+                                                    total=total or None)

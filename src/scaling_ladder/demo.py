@@ -1,0 +1,76 @@
+"""The whole loop on a tiny ladder: data, plan, train, fit, compare, report, on a CPU.
+
+Builds the bundled default corpus (the running interpreter's standard library and seeded
+grammars; nothing from the network), trains 3 recipes x 4 sizes of byte-level proxies
+(11k-470k parameters), compares the recipes against ``balanced`` on the mean validation loss,
+and writes one HTML report. Every stage resumes: run it again after an interruption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+RECIPES = ("balanced", "code-heavy", "prose-heavy")
+BASELINE = "balanced"
+METRIC = "val/mean"
+TARGET = (5e6, 1e8)  # ~10x the largest proxy, 20 tokens per parameter
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo wrote its data, runs, observations and report, and what it decided."""
+
+    data: Path
+    observations: Path
+    report: Path
+    decision: str
+    recipes: dict[str, str]
+    reasons: tuple[str, ...]
+
+
+def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
+               progress: Callable | None = None) -> Path:
+    """Write the default corpus and build its token files; returns the data directory."""
+    from .data import build, default_recipes
+
+    data_dir = Path(out) / "data"
+    build(default_recipes(Path(out) / "corpus"), data_dir, only=list(recipes), progress=progress)
+    return data_dir
+
+
+def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES,
+          progress: Callable | None = None) -> Path:
+    """Train the tiny ladder (3 recipes x 4 sizes); returns its observations file."""
+    from .plan import make_plan, tiny_spec
+    from .train import TrainOptions, train_ladder
+
+    plan = make_plan(tiny_spec(list(recipes), experiment="demo"))
+    ladder = train_ladder(plan, data_dir, Path(out) / "ladder",
+                          options=TrainOptions(eval_tokens=4096), progress=progress)
+    if ladder.failed:
+        names = ", ".join(r["name"] for r in ladder.failed)
+        raise RuntimeError(f"demo runs failed: {names}; run the demo again to resume them")
+    return Path(ladder.observations)
+
+
+def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
+                      progress: Callable[[int, int], None] | None = None) -> DemoResult:
+    """Compare the recipes against ``balanced``, then write the report with the data checks."""
+    from .compare import compare
+    from .data import check
+    from .observations import read_observations
+    from .report import build_report
+
+    obs = read_observations(observations)
+    comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
+                         target_tokens=TARGET[1])
+    report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
+                          baseline=BASELINE, target=TARGET, title="scaling-ladder demo",
+                          progress=progress)
+    path = Path(out) / "report.html"
+    report.write(path)
+    d = comparison.to_dict()
+    return DemoResult(data_dir, observations, path, d["decision"],
+                      {k: v["decision"] for k, v in d["recipes"].items()}, tuple(d["reasons"]))
