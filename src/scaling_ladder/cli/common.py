@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .. import datasets
 from ..errors import InputError, LadderError
@@ -175,3 +176,14 @@ def phase_progress(quiet: bool) -> Iterator[Callable | None]:
         task = bar.add_task("", total=None)
         yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
                                                     total=total or None)
+
+
+def print_notes(notes) -> None:
+    """Numbered caveats under a table (their text is data, never rich markup)."""
+    for i, note in enumerate(notes, 1):
+        out.print(Text.assemble((f"note {i}: ", "yellow"), str(note)))
+
+
+def fmt_ci(ci) -> str:
+    """``[lo, hi]`` of an Interval, or a dash when there is none."""
+    return f"[{fmt(ci.lo)}, {fmt(ci.hi)}]" if ci else "—"

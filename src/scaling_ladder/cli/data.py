@@ -22,6 +22,7 @@ from .common import (
     handle,
     out,
     phase_progress,
+    print_notes,
     write_json,
 )
 
@@ -176,8 +177,7 @@ def _print_check(result: CheckResult) -> None:
                   f"{c.contaminated_documents}/{c.documents}",
                   (" ".join(c.examples[0].split())[:48] if c.examples else "—"))
     out.print(t)
-    for i, note in enumerate(result.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    print_notes(result.notes)
 
 
 app.add_typer(data_app, name="data")

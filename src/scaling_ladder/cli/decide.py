@@ -19,6 +19,7 @@ from .common import (
     handle,
     load,
     out,
+    print_notes,
     progress_bar,
     write_json,
 )
@@ -211,8 +212,7 @@ def _print_findings(res, d) -> None:
                                            (" (right)" if v["agrees"] else " (wrong)"))
                 for r, v in g["recipes"].items()))
         out.print(t)
-    for i, note in enumerate(res.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}", highlight=False)
+    print_notes(res.notes)
 
 
 @app.command("simulate")

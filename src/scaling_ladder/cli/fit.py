@@ -30,9 +30,11 @@ from .common import (
     app,
     fixed_params,
     fmt,
+    fmt_ci,
     handle,
     load,
     out,
+    print_notes,
     progress_bar,
     selection_table,
     write_json,
@@ -84,8 +86,7 @@ def fit(
 
 def _print_fit(result: LawFit) -> None:
     law = result.law
-    t = Table(title=f"{law.name}: {law.formula}", caption=f"{result.objective}; "
-              f"{result.n_points} points, {result.n_runs} runs; {law.citation}")
+    t = Table(title=f"{law.name}: {law.formula}")
     t.add_column("parameter")
     t.add_column("estimate", justify="right")
     level = f"{result.level:.0%} CI"
@@ -94,10 +95,11 @@ def _print_fit(result: LawFit) -> None:
     for k, v in result.params.items():
         ci = result.ci.get(k)
         t.add_row(k, fmt(v), "fixed" if k in law.fixed else
-                  (f"[{fmt(ci.lo)}, {fmt(ci.hi)}]" if ci else "—"))
+                  (fmt_ci(ci)))
     out.print(t)
-    for i, note in enumerate(result.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    out.print(f"{result.objective}; {result.n_points} points, {result.n_runs} runs; "
+              f"{law.citation}", markup=False, highlight=False)
+    print_notes(result.notes)
 
 
 @app.command()
@@ -136,8 +138,7 @@ def holdout(
     t.add_row(law, f"{result.are:.4f}", str(result.n_fit_points), str(result.n_target_points))
     t.add_row("lowest observed loss", f"{result.baseline_are:.4f}", "", "")
     out.print(t)
-    for i, note in enumerate(result.fit.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    print_notes(result.fit.notes)
 
 
 @app.command()
@@ -174,10 +175,9 @@ def optimal(
                      ("tokens_per_param", "tokens per parameter"), ("loss", "loss")):
         ci = result.ci.get(k)
         t.add_row(label, fmt(getattr(result, k)),
-                  f"[{fmt(ci.lo)}, {fmt(ci.hi)}]" if ci else "—")
+                  fmt_ci(ci))
     out.print(t)
-    for i, note in enumerate(result.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    print_notes(result.notes)
 
 
 @app.command()
@@ -210,5 +210,4 @@ def isoflop(
         t.add_row(f"{b['flops']:.3g}", str(b["n_runs"]), fmt(b["params"]), fmt(b["tokens"]),
                   f"{b['loss']:.4f}")
     out.print(t)
-    for i, note in enumerate(result.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    print_notes(result.notes)

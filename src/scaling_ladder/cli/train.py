@@ -12,7 +12,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import LadderError
-from .common import JsonOut, app, err, handle, out, phase_progress, progress_bar, write_json
+from .common import (
+    JsonOut,
+    app,
+    err,
+    handle,
+    out,
+    phase_progress,
+    print_notes,
+    progress_bar,
+    write_json,
+)
 
 # --------------------------------------------------------------------------- plan, train
 
@@ -126,8 +136,7 @@ def plan(
     out.print(_plan_table(result))
     out.print(f"estimated time: {result.wall_seconds() / 60:.1f} min on {result.device.workers} "
               f"worker(s), {sum(r.seconds for r in result.runs) / 3600:.2f} device hours")
-    for i, note in enumerate(result.notes, 1):
-        out.print(f"[yellow]note {i}:[/] {note}")
+    print_notes(result.notes)
     if out_path:
         out.print(f"wrote {out_path}")
 
