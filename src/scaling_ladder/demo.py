@@ -2,8 +2,9 @@
 
 Builds the bundled default corpus (the running interpreter's standard library and seeded
 grammars; nothing from the network), trains 3 recipes x 4 sizes of byte-level proxies
-(11k-470k parameters), compares the recipes against ``balanced`` on the mean validation loss,
-and writes one HTML report. Every stage resumes: run it again after an interruption.
+(11k-470k parameters, WSD schedule with two cooldown branches each), compares the recipes
+against ``balanced`` on the mean validation loss, and writes one HTML report. Every stage
+resumes: run it again after an interruption.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
     from .plan import make_plan, tiny_spec
     from .train import TrainOptions, train_ladder
 
-    plan = make_plan(tiny_spec(list(recipes), experiment="demo"))
+    spec = tiny_spec(list(recipes), experiment="demo")
+    # warmup-stable-decay with cooldown branches at 25% and 50% of the tokens: three properly
+    # annealed (N, D) points per run for little extra compute (Hägele et al. 2024,
+    # arXiv:2405.18392)
+    spec["hparams"].update(schedule="wsd", cooldowns=[0.25, 0.5])
+    plan = make_plan(spec)
     ladder = train_ladder(plan, data_dir, Path(out) / "ladder",
                           options=TrainOptions(eval_tokens=4096), progress=progress)
     if ladder.failed:
@@ -58,14 +64,15 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
 def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
-    from .compare import compare
+    from .compare import CompareOptions, compare
     from .data import check
     from .observations import read_observations
     from .report import build_report
 
     obs = read_observations(observations)
     comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
-                         target_tokens=TARGET[1])
+                         target_tokens=TARGET[1],
+                         options=CompareOptions(fit_checkpoints="final"))  # annealed points
     report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
                           baseline=BASELINE, target=TARGET, title="scaling-ladder demo",
                           progress=progress)
