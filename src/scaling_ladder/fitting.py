@@ -258,10 +258,9 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
         raise exc.in_file(", ".join(sources) or None) from None
     group_rows = [np.flatnonzero(prob.group == g) for g in range(len(prob.groups))]
     cands = [prob.screen(rows, n_starts) for rows in group_rows]
-    starts = []
-    for i in range(n_starts):
+    starts, sizes = [], np.array([len(r) for r in group_rows], dtype=float)
+    for i in range(n_starts):  # start i: each group's i-th screened candidate
         z = np.stack([c[min(i, len(c) - 1)] for c in cands])  # (G, p)
-        sizes = np.array([len(r) for r in group_rows], dtype=float)
         xv = np.zeros(prob.n_free)
         for j in range(len(law.param_names)):
             idx = prob.index[:, j]
