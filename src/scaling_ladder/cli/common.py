@@ -187,3 +187,11 @@ def print_notes(notes) -> None:
 def fmt_ci(ci) -> str:
     """``[lo, hi]`` of an Interval, or a dash when there is none."""
     return f"[{fmt(ci.lo)}, {fmt(ci.hi)}]" if ci else "—"
+
+
+def emit_json(target: str | None, payload: dict[str, Any]) -> bool:
+    """Write ``--json`` output if asked; True when it went to stdout (print nothing else)."""
+    if target:
+        write_json(target, payload)
+    return target == "-"
+

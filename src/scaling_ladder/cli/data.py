@@ -19,6 +19,7 @@ from ..data.default import default_recipes
 from .common import (
     JsonOut,
     app,
+    emit_json,
     handle,
     out,
     phase_progress,
@@ -62,10 +63,8 @@ def build(
     with phase_progress(quiet=json_out == "-") as progress:
         result = build_tokens(path, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
                               progress=progress)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     _print_build(result, out_dir)
 
 

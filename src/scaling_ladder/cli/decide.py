@@ -16,12 +16,12 @@ from .common import (
     Paths,
     Where,
     app,
+    emit_json,
     handle,
     load,
     out,
     print_notes,
     progress_bar,
-    write_json,
 )
 
 # ------------------------------------------------------------------------ compare, simulate
@@ -109,10 +109,8 @@ def compare_verb(
         result = run_compare(obs, baseline=baseline, metric=metric, target_params=target_params,
                              target_tokens=target_tokens, target_flops=target_flops, rule=rule,
                              options=options, seed=seed, progress=progress)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     _print_comparison(result)
 
 
@@ -261,10 +259,8 @@ def simulate_verb(
         result = simulate(_rule(rule_path), design=base, n_ladders=ladders, gains=gain or (),
                           designs=designs, n_power=power_ladders, bootstrap=bootstrap,
                           seed=seed, workers=workers, progress=progress)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     t = Table(title=f"Calibration of P(beats baseline): Brier {result.brier:.4f} "
               f"({base.label})", caption="0 is perfect, 0.25 is a coin")
     for col in ("P bin", "ladders", "mean P", "observed share"):

@@ -28,6 +28,7 @@ from .common import (
     Recipe,
     Where,
     app,
+    emit_json,
     fixed_params,
     fmt,
     fmt_ci,
@@ -37,7 +38,6 @@ from .common import (
     print_notes,
     progress_bar,
     selection_table,
-    write_json,
 )
 
 # ------------------------------------------------------------------------------ the verbs
@@ -76,10 +76,8 @@ def fit(
     with progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) as progress:
         result = form.fit(obs, loss=loss, bootstrap=bootstrap, seed=seed, by=by, shared=share,
                           weights=weights, progress=progress)
-    if json_out:
-        write_json(json_out, {**result.to_dict(), "selection": dict(obs.set_aside)})
-        if json_out == "-":
-            return
+    if emit_json(json_out, {**result.to_dict(), "selection": dict(obs.set_aside)}):
+        return
     out.print(selection_table(obs))
     _print_fit(result)
 
@@ -127,10 +125,8 @@ def holdout(
     obs = load(paths, example, experiment, recipe, metric, where, "all")
     result = holdout_eval(make_law(law), obs, checkpoints=checkpoints, min_params=min_params,
                           loss=loss)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     t = Table(title=f"Hold-out: {law} fitted below N = {result.target_params:.4g}",
               caption="ARE = mean |L - L_hat| / L over the targets (lower is better)")
     for col in ("", "ARE", "fitted points", "target points"):
@@ -163,10 +159,8 @@ def optimal(
         raise InputError(str(fit_path), f"is not a fit written by ladder fit --json ({exc})",
                          fix="write it with ladder fit --json FILE") from None
     result = optimal_allocation(fitted, flops=flops, group=group)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     t = Table(title=f"Compute-optimal allocation at C = {flops:.3g} FLOPs ({fitted.law.name})")
     t.add_column("")
     t.add_column("estimate", justify="right")
@@ -199,10 +193,8 @@ def isoflop(
     """
     obs = load(paths, example, experiment, recipe, metric, where, "final")
     result = isoflop_analysis(obs, tolerance=tolerance)
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     t = Table(title=f"IsoFLOP minima: N* ~ C^{result.a:.3f}, D* ~ C^{result.b:.3f}")
     for col in ("FLOPs", "runs", "N*", "D*", "loss at N*"):
         t.add_column(col, justify="right")

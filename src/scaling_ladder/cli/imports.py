@@ -14,10 +14,10 @@ from .common import (
     JsonOut,
     Recipe,
     app,
+    emit_json,
     handle,
     out,
     selection_table,
-    write_json,
 )
 
 import_app = typer.Typer(no_args_is_help=True, help="Import runs trained elsewhere.")
@@ -37,11 +37,9 @@ KindOpt = Annotated[str, typer.Option(help="loss, perplexity or accuracy.")]
 
 def _report_import(obs: Observations, target: Path, json_out: str | None) -> None:
     obs.write(target)
-    if json_out:
-        write_json(json_out, {"rows": len(obs), "runs": obs.n_runs, "out": str(target),
-                               "metrics": obs.metrics, "set_aside": dict(obs.set_aside)})
-        if json_out == "-":
-            return
+    if emit_json(json_out, {"rows": len(obs), "runs": obs.n_runs, "out": str(target),
+                               "metrics": obs.metrics, "set_aside": dict(obs.set_aside)}):
+        return
     out.print(selection_table(obs))
     out.print(f"wrote {len(obs):,} rows to {target}")
 

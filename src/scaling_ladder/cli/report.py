@@ -22,6 +22,7 @@ from .common import (
     Recipe,
     Where,
     app,
+    emit_json,
     handle,
     load,
     out,
@@ -124,10 +125,8 @@ def report_verb(
                               target=target, baseline=baseline, law=law, bootstrap=bootstrap,
                               holdout=holdout, seed=seed, title=title, progress=progress)
     written = result.write(out_path, format=fmt)
-    if json_out:
-        write_json(json_out, {**result.to_dict(), "out": str(written)})
-        if json_out == "-":
-            return
+    if emit_json(json_out, {**result.to_dict(), "out": str(written)}):
+        return
     t = Table(title=result.title, caption=f"wrote {written} "
               f"({written.stat().st_size / 1e3:,.0f} kB)")
     t.add_column("section")

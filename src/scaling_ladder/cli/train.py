@@ -15,6 +15,7 @@ from ..errors import LadderError
 from .common import (
     JsonOut,
     app,
+    emit_json,
     err,
     handle,
     out,
@@ -129,10 +130,8 @@ def plan(
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(result.to_toml(), encoding="utf-8")
-    if json_out:
-        write_json(json_out, result.to_dict())
-        if json_out == "-":
-            return
+    if emit_json(json_out, result.to_dict()):
+        return
     out.print(_plan_table(result))
     out.print(f"estimated time: {result.wall_seconds() / 60:.1f} min on {result.device.workers} "
               f"worker(s), {sum(r.seconds for r in result.runs) / 3600:.2f} device hours")
@@ -267,12 +266,10 @@ def demo(
         observations = steps.train(out_dir, data_dir, progress=progress)
     with progress_bar("compare and report", quiet) as progress:
         result = steps.decide_and_report(out_dir, observations, data_dir, progress=progress)
-    if json_out:
-        write_json(json_out, {"report": str(result.report), "observations": str(observations),
-                              "decision": result.decision, "recipes": result.recipes,
-                              "reasons": list(result.reasons)})
-        if json_out == "-":
-            return
+    if emit_json(json_out, {"report": str(result.report), "observations": str(observations),
+                            "decision": result.decision, "recipes": result.recipes,
+                            "reasons": list(result.reasons)}):
+        return
     t = Table(title=f"Decision against {steps.BASELINE} on {steps.METRIC}: {result.decision}")
     t.add_column("recipe")
     t.add_column("decision")
