@@ -56,6 +56,13 @@ def test_rich_tables_without_json():
     assert "alpha" in res.stdout and "fixed" in res.stdout and "set aside" in res.stdout
 
 
+def test_grouped_fit_table_names_each_group():
+    res = run("fit", "--example", "overtrain", "--metric", "val/c4", "--checkpoints", "final",
+              "--by", "recipe", "--shared", "E,alpha,beta", "--bootstrap", 0)
+    assert res.exit_code == 0, res.output
+    assert "A[redpajama]" in res.stdout and "B[c4]" in res.stdout  # not eaten as markup
+
+
 def test_missing_file_exits_2_with_one_line(tmp_path):
     out = tmp_path / "fit.json"
     res = run("fit", tmp_path / "nope.csv", "--json", out)

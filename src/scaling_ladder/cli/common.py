@@ -151,8 +151,16 @@ def progress_bar(label: str, quiet: bool):
             bar.stop()
 
 
-def selection_table(obs: Observations) -> Table:
-    t = Table(title="Selection", show_header=False, box=None)
+class DataTable(Table):
+    """A rich table whose text cells are plain: data strings (recipe and run names, parameters
+    of a grouped fit such as ``A[balanced]``) are never read as console markup."""
+
+    def add_row(self, *cells, **kwargs) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def selection_table(obs: Observations) -> DataTable:
+    t = DataTable(title="Selection", show_header=False, box=None)
     for k, v in obs.summary_rows():
         t.add_row(k, v)
     return t

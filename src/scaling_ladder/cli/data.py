@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from ..data.builder import build as build_tokens
 from ..data.checks import CheckResult
 from ..data.checks import check as check_tokens
 from ..data.default import default_recipes
 from .common import (
+    DataTable,
     JsonOut,
     app,
     emit_json,
@@ -70,7 +71,7 @@ def build(
 
 def _print_build(result, out_dir: Path) -> None:
     m = result.manifest
-    t = Table(title=f"Sources -> {out_dir}", caption=f"tokenizer {m['tokenizer']['kind']}, "
+    t = DataTable(title=f"Sources -> {out_dir}", caption=f"tokenizer {m['tokenizer']['kind']}, "
               f"vocabulary {m['vocab_size']}, EOS id {m['eos_id']}, {m['dtype']}")
     for col in ("source", "documents train/val", "tokens train/val", "bytes/token",
                 "set aside"):
@@ -82,7 +83,7 @@ def _print_build(result, out_dir: Path) -> None:
                   f"{e['val']['bytes_per_token']:.3f}", aside)
     out.print(t)
     names = list(m["sources"])
-    t = Table(title="Recipes (train streams)", caption=f"weights in % of {'/'.join(names)}; "
+    t = DataTable(title="Recipes (train streams)", caption=f"weights in % of {'/'.join(names)}; "
               f"{result.written} files written, {result.reused} reused (SHA-256 verified) in "
               f"{result.seconds:.1f} s")
     for col in ("recipe", "weights %", "tokens", "documents", "bytes/token", "epochs",
@@ -136,7 +137,7 @@ def check(
 
 
 def _print_check(result: CheckResult) -> None:
-    t = Table(title=f"Smoke checks: {result.directory}", caption="round trip: sample documents "
+    t = DataTable(title=f"Smoke checks: {result.directory}", caption="round trip: sample documents "
               "with decode(encode(x)) == x; near dup (exact ones included): MinHash LSH, "
               f"Jaccard >= {result.near_threshold}")
     for col in ("source", "documents", "MB", "round trip", "U+FFFD", "exact dup", "near dup"):
@@ -144,11 +145,11 @@ def _print_check(result: CheckResult) -> None:
     for s in result.sources:
         trip = f"{s.roundtrip_checked - s.roundtrip_failures}/{s.roundtrip_checked}"
         t.add_row(s.source, f"{s.documents:,}", f"{s.bytes / 1e6:.2f}",
-                  trip if not s.roundtrip_failures else f"[red]{trip}[/]",
+                  Text(trip, style="red" if s.roundtrip_failures else ""),
                   f"{s.replacement_rate:.3%}", f"{s.exact_dup_rate:.1%}",
                   f"{s.near_dup_rate:.1%}")
     out.print(t)
-    t = Table(title="Shape and diversity", caption=f"distinct-n over "
+    t = DataTable(title="Shape and diversity", caption=f"distinct-n over "
               f"{result.sources[0].diversity_words:,} words of each source; gzip: compressed "
               "over raw size of 1 MB")
     for col in ("source", "bytes p5/p50/p95/max", "distinct-1", "distinct-4", "gzip",
@@ -166,7 +167,7 @@ def _print_check(result: CheckResult) -> None:
         for source, e in listed:
             out.print(f"  {source}: {e['origin']}: {e['problem']}", markup=False,
                       highlight=False, soft_wrap=True)
-    t = Table(title=f"Contamination: {result.ngram}-grams of each slice found in each "
+    t = DataTable(title=f"Contamination: {result.ngram}-grams of each slice found in each "
               "recipe's train stream", caption="Brown et al. 2020, appendix C")
     for col in ("recipe", "slice", "n-grams", "matched", "docs hit", "example"):
         t.add_column(col, justify="right" if col in ("n-grams", "matched", "docs hit")

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .common import (
+    DataTable,
     Example,
     Experiment,
     JsonOut,
@@ -116,7 +116,7 @@ def compare_verb(
 
 def _print_comparison(res) -> None:
     d = res.to_dict()
-    t = Table(title=f"{d['decision'].upper()}: recipes against {res.baseline} on {res.metric} "
+    t = DataTable(title=f"{d['decision'].upper()}: recipes against {res.baseline} on {res.metric} "
               f"at {res.target.label}",
               caption="delta = recipe - baseline (loss: negative is better); compute multiplier"
               " k: the recipe reaches the baseline's target loss with k x the compute")
@@ -144,7 +144,7 @@ def _print_scales(res) -> None:
     prim = res.per_scale[res.per_scale["metric"] == res.metric].sort_values(
         ["params", "tokens", "recipe"])
     others = [r for r in res.recipes if r != res.baseline]
-    t = Table(title=f"{res.metric} per scale", caption="delta = recipe - baseline, "
+    t = DataTable(title=f"{res.metric} per scale", caption="delta = recipe - baseline, "
               "± half-width of its 95% CI; (k x) = |delta| / noise")
     for col in ["scale", "noise", res.baseline] + [f"{r} delta" for r in others]:
         t.add_column(col, justify="left" if col == "scale" else "right")
@@ -164,7 +164,7 @@ def _print_scales(res) -> None:
     out.print(t)
     rs = res.rank_stability
     if rs["scales"]:
-        t = Table(title=f"Rank stability against {rs['reference_scale']}")
+        t = DataTable(title=f"Rank stability against {rs['reference_scale']}")
         for col in ("scale", "compute", "recipes", "signal/noise", "Kendall tau",
                     "Spearman rho", "decision accuracy"):
             t.add_column(col, justify="left" if col == "scale" else "right")
@@ -178,7 +178,7 @@ def _print_scales(res) -> None:
 def _print_findings(res, d) -> None:
     regs = res.regressions
     if len(regs):
-        t = Table(title=f"Regressions beyond noise ({int(regs['blocking'].sum())} blocking)")
+        t = DataTable(title=f"Regressions beyond noise ({int(regs['blocking'].sum())} blocking)")
         for col in ("recipe", "metric", "where", "delta", "95% CI", "blocking"):
             t.add_column(col, justify="right" if col in ("delta", "95% CI") else "left")
         for r in regs.head(20).itertuples():
@@ -189,7 +189,7 @@ def _print_findings(res, d) -> None:
         out.print(f"near chance (flagged, not ranked): {', '.join(res.near_chance)}")
     ds = d["downstream"]
     if ds.get("recipes"):
-        t = Table(title=f"Loss -> downstream ({ds['metric']}; gains: positive is better)")
+        t = DataTable(title=f"Loss -> downstream ({ds['metric']}; gains: positive is better)")
         for col in ("recipe", "loss gain", "L0 shift", "accuracy gain from loss",
                     "accuracy gain", "verdict"):
             t.add_column(col, justify="left" if col in ("recipe", "verdict") else "right")
@@ -201,7 +201,7 @@ def _print_findings(res, d) -> None:
     for flip in (res.protocols or {}).get("flips", []):
         out.print(f"[yellow]protocol:[/] {flip}")
     if res.gates:
-        t = Table(title="Stage gates")
+        t = DataTable(title="Stage gates")
         for col in ("gate", "evidence", "target", "decisions"):
             t.add_column(col)
         for g in res.gates:
@@ -261,7 +261,7 @@ def simulate_verb(
                           seed=seed, workers=workers, progress=progress)
     if emit_json(json_out, result.to_dict()):
         return
-    t = Table(title=f"Calibration of P(beats baseline): Brier {result.brier:.4f} "
+    t = DataTable(title=f"Calibration of P(beats baseline): Brier {result.brier:.4f} "
               f"({base.label})", caption="0 is perfect, 0.25 is a coin")
     for col in ("P bin", "ladders", "mean P", "observed share"):
         t.add_column(col, justify="right")
@@ -273,7 +273,7 @@ def simulate_verb(
               f"(95% CI {_num(lo, 3)}-{_num(hi, 3)}; nominal {result.nominal_false_go:g}); "
               f"right-sign go/no-go calls: {_num(result.decision_accuracy, 3)}")
     if len(result.power):
-        t = Table(title="Power: P(go) by true gain at the target (nats)")
+        t = DataTable(title="Power: P(go) by true gain at the target (nats)")
         for col in ("design", "gain", "ladders", "P(go)", "P(no-go)", "P(inconclusive)"):
             t.add_column(col, justify="left" if col == "design" else "right")
         for r in result.power.itertuples():

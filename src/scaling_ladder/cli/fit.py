@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..compute import isoflop as isoflop_analysis
 from ..compute import optimal as optimal_allocation
@@ -17,6 +16,7 @@ from ..holdout import holdout as holdout_eval
 from ..laws import make_law
 from .common import (
     Checkpoints,
+    DataTable,
     Example,
     Experiment,
     Fix,
@@ -84,7 +84,7 @@ def fit(
 
 def _print_fit(result: LawFit) -> None:
     law = result.law
-    t = Table(title=f"{law.name}: {law.formula}")
+    t = DataTable(title=f"{law.name}: {law.formula}")
     t.add_column("parameter")
     t.add_column("estimate", justify="right")
     level = f"{result.level:.0%} CI"
@@ -127,7 +127,7 @@ def holdout(
                           loss=loss)
     if emit_json(json_out, result.to_dict()):
         return
-    t = Table(title=f"Hold-out: {law} fitted below N = {result.target_params:.4g}",
+    t = DataTable(title=f"Hold-out: {law} fitted below N = {result.target_params:.4g}",
               caption="ARE = mean |L - L_hat| / L over the targets (lower is better)")
     for col in ("", "ARE", "fitted points", "target points"):
         t.add_column(col, justify="right" if col else "left")
@@ -161,7 +161,7 @@ def optimal(
     result = optimal_allocation(fitted, flops=flops, group=group)
     if emit_json(json_out, result.to_dict()):
         return
-    t = Table(title=f"Compute-optimal allocation at C = {flops:.3g} FLOPs ({fitted.law.name})")
+    t = DataTable(title=f"Compute-optimal allocation at C = {flops:.3g} FLOPs ({fitted.law.name})")
     t.add_column("")
     t.add_column("estimate", justify="right")
     t.add_column(f"{fitted.level:.0%} CI", justify="right")
@@ -195,7 +195,7 @@ def isoflop(
     result = isoflop_analysis(obs, tolerance=tolerance)
     if emit_json(json_out, result.to_dict()):
         return
-    t = Table(title=f"IsoFLOP minima: N* ~ C^{result.a:.3f}, D* ~ C^{result.b:.3f}")
+    t = DataTable(title=f"IsoFLOP minima: N* ~ C^{result.a:.3f}, D* ~ C^{result.b:.3f}")
     for col in ("FLOPs", "runs", "N*", "D*", "loss at N*"):
         t.add_column(col, justify="right")
     for b in result.budgets:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..errors import InputError
 from ..fitting import LawFit
 from ..observations import read_observations
 from .common import (
+    DataTable,
     Example,
     Experiment,
     JsonOut,
@@ -127,7 +127,7 @@ def report_verb(
     written = result.write(out_path, format=fmt)
     if emit_json(json_out, {**result.to_dict(), "out": str(written)}):
         return
-    t = Table(title=result.title, caption=f"wrote {written} "
+    t = DataTable(title=result.title, caption=f"wrote {written} "
               f"({written.stat().st_size / 1e3:,.0f} kB)")
     t.add_column("section")
     t.add_column("shows")
@@ -215,7 +215,7 @@ def _print_checkpoints(result, start: int) -> None:
     cp = result.checkpoints.iloc[start:]
     if cp.empty:
         return
-    t = Table(title=f"{result.run} · {result.metric}")
+    t = DataTable(title=f"{result.run} · {result.metric}")
     for col in ("tokens D", "value", "predicted", f"band (±{result.z_threshold:g} sigma)", "z"):
         t.add_column(col, justify="right")
     for _, r in cp.iterrows():

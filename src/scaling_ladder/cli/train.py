@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..errors import LadderError
 from .common import (
+    DataTable,
     JsonOut,
     app,
     emit_json,
@@ -56,8 +56,8 @@ def _plan_overrides(**flags: Any) -> list[str]:
     return out
 
 
-def _plan_table(p) -> Table:
-    t = Table(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {p.flops:.3g} FLOPs "
+def _plan_table(p) -> DataTable:
+    t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {p.flops:.3g} FLOPs "
               f"({100 * p.flops / p.target_flops:.2g}% of the target's)",
               caption=f"N = {p.spec.params_convention} parameters (drives tokens = k N); "
               "FLOPs with the attention term, head included; time on "
@@ -187,7 +187,7 @@ def train(
     if json_out:
         write_json(json_out, result.to_dict())
     if json_out != "-":
-        t = Table(title=f"{len(result.runs)} runs in {result.seconds:.0f} s "
+        t = DataTable(title=f"{len(result.runs)} runs in {result.seconds:.0f} s "
                   f"({result.executor.get('kind')})")
         for col in ("run", "state", "final train loss", "tokens/s", "MFU",
                     "noise scale (tokens)"):
@@ -270,7 +270,7 @@ def demo(
                             "decision": result.decision, "recipes": result.recipes,
                             "reasons": list(result.reasons)}):
         return
-    t = Table(title=f"Decision against {steps.BASELINE} on {steps.METRIC}: {result.decision}")
+    t = DataTable(title=f"Decision against {steps.BASELINE} on {steps.METRIC}: {result.decision}")
     t.add_column("recipe")
     t.add_column("decision")
     for name, decision in result.recipes.items():
