@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.compute import _argmin_params
+from scaling_ladder.compute import optimal_params
 
 TRUTH = {"E": 1.82, "A": 478.0, "B": 2143.0, "alpha": 0.347, "beta": 0.367}
 
@@ -24,7 +24,7 @@ def test_flops_by_hand():
 def test_closed_form_matches_a_numerical_search():
     law = sl.ChinchillaLaw()
     for c in (1e20, 1e23, 1e25):
-        closed = _argmin_params(law, TRUTH, c)
+        closed = optimal_params(law, TRUTH, c)
         n = np.geomspace(closed / 3, closed * 3, 20001)
         numeric = n[np.argmin(law(TRUTH, params=n, tokens=c / (6 * n)))]
         assert closed == pytest.approx(numeric, rel=1e-3)
@@ -38,8 +38,8 @@ def test_closed_form_matches_a_numerical_search():
         def __call__(self, q, params, tokens):
             return power(q, params=params, tokens=tokens, unique_tokens=np.inf)
 
-    assert _argmin_params(NoRepeat(), p, 1e23) == pytest.approx(
-        _argmin_params(law, TRUTH, 1e23), rel=1e-4)
+    assert optimal_params(NoRepeat(), p, 1e23) == pytest.approx(
+        optimal_params(law, TRUTH, 1e23), rel=1e-4)
 
 
 def test_optimal_allocation_has_intervals(chinchilla):
@@ -61,7 +61,7 @@ def test_isoflop_recovers_the_allocation_exponent():
     # N* ~ C^(beta / (alpha + beta)).
     law, rows = sl.ChinchillaLaw(), []
     for c in np.geomspace(1e18, 1e21, 7):
-        for n in np.geomspace(_argmin_params(law, TRUTH, c) / 4, _argmin_params(law, TRUTH, c)
+        for n in np.geomspace(optimal_params(law, TRUTH, c) / 4, optimal_params(law, TRUTH, c)
                               * 4, 9):
             rows.append({"run": f"{c:g}-{n:g}", "params": int(n), "tokens": c / (6 * n),
                          "flops": c, "value": float(law(TRUTH, params=n, tokens=c / (6 * n))),

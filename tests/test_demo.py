@@ -16,6 +16,7 @@ from scaling_ladder.cli import app  # noqa: E402
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # fits and comparisons warn of nothing
 def test_demo_trains_compares_and_reports(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--json", "-"])
     assert res.exit_code == 0, res.output
@@ -25,16 +26,18 @@ def test_demo_trains_compares_and_reports(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "Decision" in html and "<script>alert" not in html
     obs = sl.read_observations(out["observations"])
-    assert obs.set_aside == () and obs.n_runs == 36  # 12 runs, 2 cooldown branches each
+    assert obs.set_aside == () and obs.n_runs == 45  # 15 runs, 2 cooldown branches each
     final = obs.select(metric="val/mean", checkpoints="final").frame
     full = final[final["tokens"] == final["tokens"].max()]
     for _, runs in full.groupby("recipe"):  # bigger is better at the full token budget
         loss = runs.sort_values("params")["value"].to_numpy()
-        assert loss[-1] < loss[0] - 0.3  # 11k and 20k params may swap: they are 1.9x apart
-        assert spearmanr(runs["params"], runs["value"]).statistic < -0.79  # at most one swap
+        assert loss[-1] < loss[0] - 0.3
+        assert spearmanr(runs["params"], runs["value"]).statistic < -0.89  # at most one swap
     fit = sl.ChinchillaLaw().fit(obs.select(recipe="balanced", metric="val/mean",
                                             checkpoints="final"))
-    assert fit.n_points == 12 and fit.params["beta"] > 0
+    assert fit.n_points == 15 and fit.params["beta"] > 0
+    # the one note such small proxies leave: E is not identified this far from the asymptote
+    assert all(n.startswith("E at its lower bound") for n in fit.notes)
     # a second run resumes: nothing is trained again
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--json", "-"])
     assert again.exit_code == 0 and json.loads(again.stdout)["recipes"] == out["recipes"]

@@ -233,3 +233,14 @@ def test_several_metrics_need_a_choice():
     with pytest.raises(InputError, match="metrics .* a law fits one; choose one with --metric"):
         sl.ChinchillaLaw().fit(sl.datasets.load("overtrain").select(recipe="c4",
                                                                     where="kind == 'loss'"))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_percentile_interval_with_never_reached_draws():
+    from scaling_ladder.bootstrap import percentile_interval
+
+    draws = np.r_[np.linspace(1.0, 2.0, 90), np.full(10, np.inf), np.nan]
+    lo, hi = percentile_interval(draws, 0.9)
+    assert 1.0 < lo < 1.1 and hi == np.inf  # the top 5% are never reached: unbounded
+    lo, hi = percentile_interval(np.linspace(1.0, 2.0, 101), 0.9)
+    assert (lo, hi) == pytest.approx((1.05, 1.95))  # linear interpolation as before

@@ -51,6 +51,12 @@ def cluster_weights(
 
 
 def percentile_interval(draws: np.ndarray, level: float = 0.95, axis: int = 0) -> np.ndarray:
-    """Percentile interval of bootstrap draws: array (2, ...) of lower and upper bounds."""
+    """Percentile interval of bootstrap draws: array (2, ...) of lower and upper bounds.
+
+    NaN draws are ignored; infinite ones (a gain that is never reached) are order statistics
+    like any other, so a bound that falls among them is infinite (no interpolation then).
+    """
     alpha = (1.0 - level) / 2.0
-    return np.nanquantile(draws, [alpha, 1.0 - alpha], axis=axis)
+    draws = np.asarray(draws, dtype=float)
+    method = "inverted_cdf" if np.isinf(draws).any() else "linear"
+    return np.nanquantile(draws, [alpha, 1.0 - alpha], axis=axis, method=method)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .bootstrap import percentile_interval
 from .decide import Decision, Rule, decide, overall
 from .gates import evidence, stage_gates
 from .laws import ChinchillaLaw, OvertrainLaw
@@ -425,14 +426,12 @@ def _decision_accuracy(table: pd.DataFrame) -> dict[str, Any]:
 
 def _multipliers(jf: JointFit, target: Target, baseline: str, level: float) -> dict:
     out = {}
-    alpha = (1 - level) / 2
     for r in jf.fit.groups:
         if r == baseline:
             continue
         point, draws = compute_multiplier(jf.fit, target, r, baseline)
         ok = draws[~np.isnan(draws)]
-        ci = ([float(v) for v in np.quantile(ok, [alpha, 1 - alpha])] if len(ok) > 1
-              else None)
+        ci = [float(v) for v in percentile_interval(ok, level)] if len(ok) > 1 else None
         note = ("never reaches the baseline's target loss on this path (its floor is higher)"
                 if point == np.inf else "below the search bound 1e-4"
                 if point <= 1e-4 else "")

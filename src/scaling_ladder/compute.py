@@ -53,7 +53,7 @@ class Allocation:
                 key: {k: v.to_list() for k, v in self.ci.items()}, "notes": list(self.notes)}
 
 
-def _argmin_params(law, p: dict[str, float], flops: float) -> float:
+def optimal_params(law, p: dict[str, float], flops: float) -> float:
     """N minimising L(N, C / 6N) for one parameter set."""
     names = set(law.param_names)
     if names >= {"E", "A", "B", "alpha"} and law.inputs == ("params", "tokens"):
@@ -90,15 +90,14 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
         raise InputError(None, f"the {law.name} law is not a law of (N, D): no compute-optimal "
                          "allocation", fix="fit chinchilla or overtrain")
     p = fit.group_params(group)
-    n = _argmin_params(law, p, flops)
+    n = optimal_params(law, p, flops)
     d = flops / (6.0 * n)
     loss = float(law(p, params=n, tokens=d))
     ci, notes = {}, []
     if fit.draws is not None and len(fit.draws):
         rows = []
-        for row in fit.draws:
-            q = fit._group_values(row, group)
-            nb = _argmin_params(law, q, flops)
+        for q in fit.draw_params(group):
+            nb = optimal_params(law, q, flops)
             db = flops / (6.0 * nb)
             rows.append((nb, db, float(law(q, params=nb, tokens=db)), db / nb))
         lohi = percentile_interval(np.array(rows), fit.level)

@@ -1,7 +1,7 @@
 """The whole loop on a tiny ladder: data, plan, train, fit, compare, report, on a CPU.
 
 Builds the bundled default corpus (the running interpreter's standard library and seeded
-grammars; nothing from the network), trains 3 recipes x 4 sizes of byte-level proxies
+grammars; nothing from the network), trains 3 recipes x 5 sizes of byte-level proxies
 (11k-470k parameters, WSD schedule with two cooldown branches each), compares the recipes
 against ``balanced`` on the mean validation loss, and writes one HTML report. Every stage
 resumes: run it again after an interruption.
@@ -43,7 +43,7 @@ def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
 
 def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES,
           progress: Callable | None = None) -> Path:
-    """Train the tiny ladder (3 recipes x 4 sizes); returns its observations file."""
+    """Train the tiny ladder (3 recipes x 5 sizes); returns its observations file."""
     from .plan import make_plan, tiny_spec
     from .train import TrainOptions, train_ladder
 

@@ -83,6 +83,11 @@ class LawFit:
         """The law's parameters for one group (or the only one)."""
         return self._group_values(np.array(list(self.params.values())), group)
 
+    def draw_params(self, group: str | None = None) -> list[dict[str, float]]:
+        """The law's parameters for one group under each bootstrap draw (empty without draws)."""
+        rows = self.draws if self.draws is not None else ()
+        return [self._group_values(row, group) for row in rows]
+
     def _group_values(self, row: np.ndarray, group: str | None) -> dict[str, float]:
         flat = dict(zip(self.params, row, strict=True))
         if not self.groups:
@@ -100,8 +105,7 @@ class LawFit:
         """Predictions under every bootstrap draw: array (B, *shape)."""
         if self.draws is None:
             raise ValueError("This fit has no bootstrap draws: fit with bootstrap=1000.")
-        return np.stack([self.law(self._group_values(row, group), **inputs)
-                         for row in self.draws])
+        return np.stack([self.law(p, **inputs) for p in self.draw_params(group)])
 
     def predict_interval(
         self, *, group: str | None = None, level: float | None = None, seed: int = 0,
@@ -408,7 +412,10 @@ def _notes(prob, best, names, values, ranges, draws) -> list[str]:
         lo, hi = law.bounds_of(base)
         v = values[i]
         if np.isfinite(lo) and abs(v - lo) <= 1e-6 * (1 + abs(lo)):
-            notes.append(f"{name} at its lower bound ({lo:g})")
+            notes.append(f"{name} at its lower bound ({lo:g})" + (
+                ": the runs are too far from the irreducible loss to identify it, so "
+                "predictions beyond them follow a pure power law; fix it if it is known "
+                f"(--fix {base}=...)" if base == "E" and lo == 0 else ""))
         elif np.isfinite(hi) and abs(v - hi) <= 1e-6 * (1 + abs(hi)):
             notes.append(f"{name} at its upper bound ({hi:g})")
         elif base in law.coefficients and lo == 0 and v < 1e-6 * max(np.abs(prob.y)):
@@ -470,9 +477,9 @@ class ChainFit:
         if self.loss_fit.draws is None or self.task_fit.draws is None:
             return Prediction(mean, None, None, level)
         losses = self.loss_fit.predict_draws(**inputs)
-        b2 = len(self.task_fit.draws)
-        out = np.stack([self.task_fit.law(self.task_fit._group_values(
-            self.task_fit.draws[i % b2], None), loss=loss) for i, loss in enumerate(losses)])
+        tasks = self.task_fit.draw_params()
+        out = np.stack([self.task_fit.law(tasks[i % len(tasks)], loss=loss)
+                        for i, loss in enumerate(losses)])
         ci = percentile_interval(out, level)
         return Prediction(mean, (ci[0], ci[1]), None, level)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from .compute import _argmin_params
+from .compute import optimal_params
 from .errors import InputError
 from .fitting import LawFit, fit, pair_metrics
 from .laws import Law, SigmoidLaw
@@ -193,7 +193,7 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
 
 
 def _optimal_value(law: Law, p: dict[str, float], flops: float) -> float:
-    n = _argmin_params(law, p, flops)
+    n = optimal_params(law, p, flops)
     return float(law(p, params=n, tokens=flops / (6.0 * n)))
 
 
@@ -217,9 +217,9 @@ def recipe_draws(jf: LawFit, target: Target, recipes: list[str]) -> dict[str, tu
                                                   tokens=target.tokens).astype(float))
             continue
         vals = []
-        for row in jf.draws:
+        for p in jf.draw_params(r):
             try:
-                vals.append(_value(jf.law, jf._group_values(row, r), target))
+                vals.append(_value(jf.law, p, target))
             except (ValueError, FloatingPointError):
                 vals.append(np.nan)
         out[r] = (point, np.asarray(vals, dtype=float))
@@ -255,10 +255,9 @@ def compute_multiplier(jf: LawFit, target: Target, recipe: str, baseline: str):
     if jf.draws is None:
         return point, np.empty(0)
     draws = []
-    for row in jf.draws:
+    for p, q in zip(jf.draw_params(recipe), jf.draw_params(baseline), strict=True):
         try:
-            draws.append(_multiplier(law, jf._group_values(row, recipe),
-                                     jf._group_values(row, baseline), target))
+            draws.append(_multiplier(law, p, q, target))
         except (ValueError, FloatingPointError):
             draws.append(np.nan)
     return point, np.asarray(draws, dtype=float)
@@ -301,9 +300,8 @@ class TaskLaw:
         law = self.fit.law
         if self.fit.draws is None or not len(self.fit.draws):
             return law(self.fit.group_params(recipe), loss=losses)
-        rows = self.fit.draws
-        return np.array([float(law(self.fit._group_values(rows[i % len(rows)], recipe),
-                                   loss=v)) for i, v in enumerate(losses)])
+        ps = self.fit.draw_params(recipe)
+        return np.array([float(law(ps[i % len(ps)], loss=v)) for i, v in enumerate(losses)])
 
 
 def fit_task_law(frame: pd.DataFrame, *, loss_metric: str, metric: str, bootstrap: int,
