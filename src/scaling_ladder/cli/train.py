@@ -116,7 +116,7 @@ def plan(
 ) -> None:
     """Plan a ladder: sizes, tokens, seeds, learning rates, checkpoints, FLOPs and time.
 
-    The spec format is in the docstring of scaling_ladder.plan. Example: ladder plan --recipes
+    The spec format is in the docstring of scaling_ladder.spec. Example: ladder plan --recipes
     balanced,code-heavy --max-params 5e5 --tokens 4e5 --out plan.toml
     """
     from ..plan import build_plan, device_named
