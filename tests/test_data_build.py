@@ -233,6 +233,11 @@ def test_bpe_build_round_trips_the_validation_slices(tmp_path):
         assert bpe_docs == byte_docs
         assert ds.bytes_per_token(f"val/{source}") > 1.5 * byte.manifest["sources"][source][
             "val"]["bytes_per_token"]
+        # per-token byte counts add up to the slice's UTF-8 bytes (what bits/byte divides by)
+        for t, d in ((tok, ds), (byte_ds.tokenizer(), byte_ds)):
+            ids = np.asarray(d.val(source)).astype(np.int64)
+            assert t.token_bytes()[ids].sum() == pytest.approx(
+                d.bytes_per_token(f"val/{source}") * len(ids))
 
 
 def test_filters_remove_documents_from_the_train_stream_only(tmp_path):

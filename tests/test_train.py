@@ -20,11 +20,12 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is not inst
 
 import scaling_ladder as sl  # noqa: E402
 from scaling_ladder.cli import app  # noqa: E402
+from scaling_ladder.data import ByteTokenizer  # noqa: E402
 from scaling_ladder.errors import InputError  # noqa: E402
 from scaling_ladder.plan import make_plan  # noqa: E402
 from scaling_ladder.train import TrainOptions, train_ladder  # noqa: E402
 from scaling_ladder.train import checkpoint as ckpt  # noqa: E402
-from scaling_ladder.train.trainer import train_run  # noqa: E402
+from scaling_ladder.train.trainer import eval_windows, train_run  # noqa: E402
 
 OPTIONS = TrainOptions(device="cpu", threads=1, eval_tokens=1024)
 WORDS = ("the cat dog sat ran on a mat log big small red blue and then it was very "
@@ -56,7 +57,7 @@ def write_token_dir(root: Path) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     manifest = {"format": "scaling-ladder-tokens", "version": 1, "dtype": "uint16",
-                "tokenizer": {"kind": "byte", "vocab_size": 257, "eos_id": 256},
+                "tokenizer": ByteTokenizer().spec(),
                 "sources": {}, "recipes": {}}
     for source in ("words", "digits"):
         arr, bpt = _stream(_docs(rng, source, 60))
@@ -112,10 +113,12 @@ def test_a_run_writes_observations_that_validate(tokens, tmp_path):
                 "protocol", "hardware", "params_nonembed", "bits_per_byte", "flops"):
         assert f[col].notna().all(), col
     assert f["tokenizer"].iloc[0] == "byte-257" and f["hardware"].iloc[0].startswith("cpu:")
-    bpt = json.loads((tokens / "manifest.json").read_text())["sources"]["words"]["val"]
+    # bits/byte divide by the UTF-8 bytes of the evaluated prefix (EOS is no byte)
+    prefix = eval_windows(np.fromfile(tokens / "val" / "words.bin", "<u2"), run.seq_len,
+                          OPTIONS.eval_tokens)[:, 1:]
     words = f[f["metric"] == "val/words"]
     assert np.allclose(words["bits_per_byte"],
-                       words["value"] / math.log(2) / bpt["bytes_per_token"])
+                       words["value"] / math.log(2) / float((prefix < 256).float().mean()))
     assert words["value"].iloc[-1] < words["value"].iloc[0] - 1.0  # it learned
     # summary: throughput, MFU against the measured CPU peak, gradient noise scale
     assert result.tokens_per_s > 0 and 0 < result.mfu < 1

@@ -90,6 +90,10 @@ class ByteTokenizer:
     def decode_bytes(self, tokens: np.ndarray, ends: np.ndarray) -> list[bytes]:
         return [d.astype(np.uint8).tobytes() for d in split_docs(tokens, ends)]
 
+    def token_bytes(self) -> np.ndarray:
+        """UTF-8 bytes each id stands for: 1, and 0 for EOS."""
+        return np.r_[np.ones(256, np.int64), 0]
+
 
 class BPETokenizer:
     """Byte-level BPE from HF ``tokenizers`` (Sennrich et al. 2016; GPT-2's byte alphabet)."""
@@ -200,6 +204,14 @@ class BPETokenizer:
         texts = self._hf.decode_batch(docs, skip_special_tokens=True)
         return [t.encode("utf-8") for t in texts]
 
+    def token_bytes(self) -> np.ndarray:
+        """UTF-8 bytes each id stands for (one per character of GPT-2's byte alphabet), 0 for
+        EOS."""
+        out = np.zeros(self.vocab_size, np.int64)
+        for token, i in self._hf.get_vocab().items():
+            out[i] = 0 if i == self.eos_id else len(token)
+        return out
+
 
 def _pretokens(text: str) -> list[str]:
     """Pieces of ``text`` whose BPE ids, concatenated, are those of ``text``."""
@@ -230,10 +242,11 @@ def load_tokenizer(spec: dict, directory: str | Path) -> Tokenizer:
     """The tokenizer a manifest's ``tokenizer`` entry describes, checked against its hash."""
     tok = ByteTokenizer() if spec["kind"] == "byte" else BPETokenizer.load(
         Path(directory) / spec["file"])
-    if tok.sha256 != spec["sha256"]:
+    if tok.sha256 != spec.get("sha256"):
         from ..errors import InputError
 
         raise InputError(str(Path(directory) / (spec.get("file") or "manifest.json")),
-                         "the tokenizer does not match the hash in manifest.json",
+                         "the tokenizer does not match the hash in manifest.json"
+                         + ("" if spec.get("sha256") else " (it has none)"),
                          fix="rebuild the directory with ladder data build")
     return tok
