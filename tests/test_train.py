@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,21 @@ def test_training_is_deterministic_on_cpu(tokens, tmp_path):
     a = train_run(run, tokens, tmp_path / "a", OPTIONS)
     b = train_run(run, tokens, tmp_path / "b", OPTIONS)
     assert a.final == b.final
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile on CPU needs a C compiler")
+def test_compiled_training_matches_eager(tokens, tmp_path):
+    run = tiny_plan(tokens=10 * 8 * 32).runs[0]
+    eager = train_run(run, tokens, tmp_path / "eager", OPTIONS)
+    compiled = train_run(run, tokens, tmp_path / "compiled",
+                         OPTIONS.model_copy(update={"compile": True}))
+    assert compiled.state == "done"
+    for k, v in eager.final.items():
+        assert compiled.final[k] == pytest.approx(v, rel=1e-5), k
+    # checkpoints hold the plain model's weights (no torch.compile prefixes): they resume eager
+    saved = ckpt.load_latest(tmp_path / "compiled" / "checkpoints")
+    assert not any(k.startswith("_orig_mod") for k in saved["model"])
 
 
 def test_corrupt_checkpoint_falls_back_and_ends_the_same(tokens, tmp_path):
