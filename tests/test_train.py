@@ -137,6 +137,19 @@ def test_training_is_deterministic_on_cpu(tokens, tmp_path):
     assert a.final == b.final
 
 
+def test_bf16_autocast_trains_close_to_float32(tokens, tmp_path):
+    # the GPU's default precision, run through CPU autocast: same code path, coarser numbers
+    run = tiny_plan(tokens=10 * 8 * 32).runs[0]
+    f32 = train_run(run, tokens, tmp_path / "f32", OPTIONS)
+    bf16 = train_run(run, tokens, tmp_path / "bf16",
+                     OPTIONS.model_copy(update={"precision": "bfloat16"}))
+    assert bf16.state == "done"
+    rows = sl.read_observations(tmp_path / "bf16" / "observations.jsonl").frame
+    assert rows["value"].notna().all()
+    for k, v in f32.final.items():
+        assert bf16.final[k] == pytest.approx(v, rel=0.02), k
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile on CPU needs a C compiler")
 def test_compiled_training_matches_eager(tokens, tmp_path):
