@@ -90,8 +90,22 @@ def test_checkpoint_rules(tmp_path):
     assert obs.select(checkpoints="drop-first:0.25").frame["tokens"].min() == 3000
     assert obs.select(checkpoints="drop-first-tokens:5000").frame["tokens"].min() == 5000
     assert obs.select(checkpoints="last:0.3").frame["tokens"].min() == 7000
+    assert obs.select(checkpoints="auto").frame["tokens"].min() == 1000  # = drop-first:0.1
     with pytest.raises(ValueError, match="'checkpoints' option"):
         obs.select(checkpoints="first:3")
+
+
+def test_auto_checkpoints_keep_only_annealed_points_of_wsd_runs():
+    # a WSD run's stable-phase checkpoints are not annealed; its cooldown branch is a run
+    frame = pd.DataFrame({"experiment": "e", "recipe": "r", "params": 100.0,
+                          "run": ["a"] * 4 + ["a-cd0.5"] + ["b"] * 4,
+                          "schedule": ["wsd"] * 5 + ["cosine"] * 4,
+                          "tokens": [1e3, 2e3, 3e3, 4e3, 2e3, 1e3, 2e3, 3e3, 4e3],
+                          "final": [False, False, False, True, True, False, False, False, True],
+                          "metric": "train", "kind": "loss", "value": 2.0})
+    kept = sl.from_frame(frame).select(checkpoints="auto").frame
+    assert sorted(kept.loc[kept["schedule"] == "wsd", "run"]) == ["a", "a-cd0.5"]
+    assert (kept.loc[kept["run"] == "b", "tokens"] >= 400).sum() == 4  # cosine: drop-first:0.1
 
 
 def test_unknown_selection_suggests_the_closest_value():

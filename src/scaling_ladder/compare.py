@@ -71,8 +71,9 @@ class CompareOptions:
     gate_bootstrap : resamples of each stage gate's fit (0: no stage gates).
     match : ``params-tokens``, ``flops`` (IsoFLOP designs) or ``auto``.
     tolerance : scales within this many decades of N, D (or C) are matched.
-    fit_checkpoints : checkpoints the laws are fitted to: ``auto`` (``drop-first:0.1`` when
-        runs have learning curves, else ``final``), ``final``, ``all``, ``drop-first:F``...
+    fit_checkpoints : checkpoints the laws are fitted to: ``auto`` (the final checkpoint of
+        WSD runs, ``drop-first:0.1`` of others; see ``Observations.select``), ``final``, ``all``,
+        ``drop-first:F``...
     protocol : the protocol the decision uses when several exist (default: the most runs).
     level : confidence level of every interval.
     near_chance : a task whose best recipe is within this of its random baseline (or within
@@ -115,8 +116,7 @@ class CompareOptions:
             raise ValueError(f"The 'tolerance' option must be in (0, 1) decades. "
                              f"Got {self.tolerance!r}.")
         empty = pd.DataFrame({c: [] for c in ("experiment", "run", "metric", "tokens", "final")})
-        if self.fit_checkpoints != "auto":
-            checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
+        checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
 
 
 # ------------------------------------------------------------------------------ the result
@@ -377,11 +377,7 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
 
     def fit_rows(m: str) -> pd.DataFrame:
         rows = frame[frame["metric"] == m]
-        rule = options.fit_checkpoints
-        if rule == "auto":  # learning curves: drop the early checkpoints (Choshen et al. 2024)
-            per_run = rows.groupby(["experiment", "run"])["tokens"].nunique()
-            rule = "drop-first:0.1" if per_run.median() > 1 else "final"
-        return rows[checkpoint_mask(rows, rule)]
+        return rows[checkpoint_mask(rows, options.fit_checkpoints)]
 
     near, no_rb = near_chance_metrics(table, options.near_chance)
     if no_rb:

@@ -64,15 +64,15 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
 def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
-    from .compare import CompareOptions, compare
+    from .compare import compare
     from .data import check
     from .observations import read_observations
     from .report import build_report
 
     obs = read_observations(observations)
+    # laws are fitted to the annealed points: each WSD run's end and its cooldown branches
     comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
-                         target_tokens=TARGET[1],
-                         options=CompareOptions(fit_checkpoints="final"))  # annealed points
+                         target_tokens=TARGET[1])
     report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
                           baseline=BASELINE, target=TARGET, title="scaling-ladder demo",
                           progress=progress)

@@ -67,8 +67,11 @@ class Observations:
 
         ``checkpoints`` is ``all``, ``final``, ``drop-first:F`` (drop each run's checkpoints
         before fraction F of its last token count; Choshen et al. 2024 recommend dropping early
-        checkpoints), ``drop-first-tokens:T`` (drop checkpoints before T tokens) or ``last:F``
-        (keep checkpoints in the last fraction F of each run's tokens).
+        checkpoints), ``drop-first-tokens:T`` (drop checkpoints before T tokens), ``last:F``
+        (keep checkpoints in the last fraction F of each run's tokens) or ``auto``: the final
+        checkpoint of warmup-stable-decay runs (``schedule`` = ``wsd``: before its cooldown a
+        checkpoint is not annealed, and cooldown branches are runs of their own; Hägele et al.
+        2024, arXiv:2405.18392) and ``drop-first:0.1`` of every other run.
         """
         frame, aside = self.frame, list(self.set_aside)
 
@@ -124,6 +127,10 @@ def checkpoint_mask(frame: pd.DataFrame, rule: str) -> np.ndarray:
         return np.ones(len(frame), dtype=bool)
     if rule == "final":
         return frame["final"].to_numpy(dtype=bool)
+    if rule == "auto":
+        wsd = (frame["schedule"] == "wsd").to_numpy(dtype=bool) if "schedule" in frame else False
+        return np.where(wsd, checkpoint_mask(frame, "final"),
+                        checkpoint_mask(frame, "drop-first:0.1"))
     m = re.fullmatch(r"(drop-first|drop-first-tokens|last):([0-9.eE+-]+)", rule or "")
     try:
         x = float(m.group(2)) if m else math.nan
@@ -131,8 +138,8 @@ def checkpoint_mask(frame: pd.DataFrame, rule: str) -> np.ndarray:
         x = math.nan
     if not m or not math.isfinite(x) or x < 0 or (m.group(1) != "drop-first-tokens" and x > 1):
         raise ValueError(
-            "The 'checkpoints' option must be all, final, drop-first:F, drop-first-tokens:T or "
-            f"last:F with 0 <= F <= 1. Got {rule!r}.")
+            "The 'checkpoints' option must be all, final, auto, drop-first:F, drop-first-tokens:T "
+            f"or last:F with 0 <= F <= 1. Got {rule!r}.")
     kind = m.group(1)
     tokens = frame["tokens"].to_numpy(dtype=float)
     if kind == "drop-first-tokens":

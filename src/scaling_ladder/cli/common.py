@@ -44,7 +44,8 @@ Recipe = Annotated[str | None, typer.Option(help="Keep this recipe.")]
 Metric = Annotated[str | None, typer.Option(help="Keep this metric (train, val/<slice>, "
                                             "ds/<task>).")]
 Where = Annotated[str | None, typer.Option(help='A pandas query, e.g. "params > 1e8".')]
-Checkpoints = Annotated[str, typer.Option(help="final | all | drop-first:F | "
+Checkpoints = Annotated[str, typer.Option(help="final | all | auto (final of WSD runs, else "
+                                          "drop-first:0.1) | drop-first:F | "
                                           "drop-first-tokens:T | last:F.")]
 LawName = Annotated[str, typer.Option(help=f"Law: {', '.join(LAWS)}.")]
 Loss = Annotated[str, typer.Option(help="huber (delta 1e-3, on log-loss) or mse.")]

@@ -1,10 +1,10 @@
 """The report's laws: the given fit(s) per recipe, or one fitted per recipe here, and every
 recipe's prediction at the target with the gain over the baseline.
 
-Fits made here use each run's final checkpoint when runs have one, else the checkpoints after
-the first 10% of each run's tokens (variant c of the Hitchhiker's Guide, Choshen et al. 2024),
-and hold out the largest model size when there are at least four, so that the report can show
-how well the law predicted it.
+Fits made here use the ``auto`` checkpoints: the final one of warmup-stable-decay runs (and of
+their cooldown branches), else those after the first 10% of each run's tokens (variant c of the
+Hitchhiker's Guide, Choshen et al. 2024); and they hold out the largest model size when there
+are at least four, so that the report can show how well the law predicted it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from ..fitting import LawFit
 from ..laws import make_law
+from ..observations import checkpoint_mask
 
 if TYPE_CHECKING:
     from .build import Analysis
@@ -79,13 +80,12 @@ class _Ticks:
 
 
 def _fit_rows(rows: pd.DataFrame, per_run: int = 24) -> tuple[pd.DataFrame, str]:
-    """Final checkpoints when runs have one; else drop each run's first 10% of tokens
-    (Hitchhiker's Guide variant c) and keep at most ``per_run`` log-spaced checkpoints."""
+    """The ``auto`` checkpoints (final ones of WSD runs; of other runs, those after the first
+    10% of their tokens: Hitchhiker's Guide variant c), at most ``per_run`` log-spaced per run."""
     counts = rows.groupby("run_id")["tokens"].size()
     if counts.max() <= 1:
         return rows, "final checkpoints"
-    last = rows.groupby("run_id")["tokens"].transform("max")
-    rows = rows[rows["tokens"] >= 0.1 * last]
+    rows = rows[checkpoint_mask(rows, "auto")]
     keep = []
     for _, run in rows.groupby("run_id", sort=False):
         run = run.sort_values("tokens")
@@ -94,8 +94,12 @@ def _fit_rows(rows: pd.DataFrame, per_run: int = 24) -> tuple[pd.DataFrame, str]
             idx = np.unique(np.searchsorted(run["tokens"].to_numpy(), grid).clip(0, len(run) - 1))
             run = run.iloc[np.unique(np.r_[idx, len(run) - 1])]
         keep.append(run)
-    return (pd.concat(keep),
-            f"checkpoints after the first 10% of each run's tokens, at most {per_run} per run")
+    rows = pd.concat(keep)
+    if rows.groupby("run_id")["tokens"].size().max() <= 1:
+        return rows, "final checkpoints (annealed: WSD runs and their cooldown branches)"
+    wsd = "schedule" in rows and (rows["schedule"] == "wsd").any()
+    return rows, (f"checkpoints after the first 10% of each run's tokens"
+                  f"{' (of WSD runs, the final one)' if wsd else ''}, at most {per_run} per run")
 
 
 def _given_fits(a: Analysis, given) -> dict[str, RecipeFit]:
