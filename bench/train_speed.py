@@ -63,7 +63,7 @@ def plain_loop(run, device: torch.device, tokens: np.ndarray, compile_: bool) ->
                       n_layers=run.n_layers, n_heads=run.n_heads, mlp_hidden=run.mlp_hidden)
     model = GPT(cfg).to(device)
     opt = torch.optim.AdamW(model.optimizer_groups(run.weight_decay), lr=run.lr,
-                            betas=(run.beta1, run.beta2))
+                            betas=(run.beta1, run.beta2), fused=device.type == "cuda")
     net = torch.compile(model) if compile_ else model
     data = torch.from_numpy(tokens.astype(np.int64)).to(device)
     offsets = torch.arange(run.seq_len + 1, device=device)

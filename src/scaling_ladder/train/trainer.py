@@ -235,7 +235,8 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
         raise RuntimeError(f"model has {model.num_params()} parameters, the plan says "
                            f"{run.params_total}")
     opt = torch.optim.AdamW(model.optimizer_groups(run.weight_decay), lr=run.lr,
-                            betas=(run.beta1, run.beta2), eps=1e-8)
+                            betas=(run.beta1, run.beta2), eps=1e-8,
+                            fused=device.type == "cuda")  # one kernel per step on a GPU
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
