@@ -171,7 +171,6 @@ def fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-
 @contextmanager
 def phase_progress(quiet: bool) -> Iterator[Callable | None]:
     """Yields a ``progress(phase, done, total)`` callback drawing one bar on stderr."""

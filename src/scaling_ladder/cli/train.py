@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import LadderError
+from ..report.cells import count
 from .common import (
     DataTable,
     JsonOut,
@@ -57,26 +58,43 @@ def _plan_overrides(**flags: Any) -> list[str]:
 
 
 def _plan_table(p) -> DataTable:
-    t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {p.flops:.3g} FLOPs "
+    untied = any(r.params_no_input_embed != r.params_total for r in p.runs)
+    t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {_sci(p.flops)} FLOPs "
               f"({100 * p.flops / p.target_flops:.2g}% of the target's)",
               caption=f"N = {p.spec.params_convention} parameters (drives tokens = k N); "
-              "FLOPs with the attention term, head included; time on "
-              f"{p.device.name} x{p.device.workers}, "
+              f"vocabulary {p.runs[0].vocab_size if p.runs else p.spec.vocab_size}; FLOPs with the "
+              f"attention term, head included; time on {p.device.name} x{p.device.workers}, "
               f"{'measured' if p.device.measured else 'assumed'} peak")
-    for col in ("stage", "runs", "shape", "N", "non-emb.", "no input emb.", "tokens", "LR",
-                "batch", "steps", "FLOPs", "6ND", "time"):
+    staged = len({r.stage for r in p.runs}) > 1
+    cols = (["stage"] if staged else []) + ["runs", "shape", "N", "non-emb."] + (
+        ["no in-emb."] if untied else []) + ["tokens", "LR", "batch", "steps", "FLOPs", "6ND",
+                                             "time"]
+    for col in cols:
         t.add_column(col, justify="left" if col in ("stage", "shape") else "right")
     groups: dict[tuple, list] = {}
     for r in p.runs:
         groups.setdefault((r.stage, r.size, r.tokens, r.lr), []).append(r)
     for (stage, size, tokens, lr), rs in groups.items():
         r = rs[0]
-        t.add_row(stage, str(len(rs)), f"{size} h{r.n_heads} V{r.vocab_size}",
-                  f"{r.params:,}", f"{r.params_nonembed:,}", f"{r.params_no_input_embed:,}",
-                  f"{tokens:.3g}", f"{lr:.3g}", f"{r.batch_sequences}x{r.seq_len}",
-                  str(r.steps), f"{r.flops:.3g}", f"{r.flops_6nd:.3g}",
-                  f"{r.seconds * len(rs):.0f} s")
+        t.add_row(*([stage] if staged else []), str(len(rs)), size, count(r.params),
+                  count(r.params_nonembed),
+                  *([count(r.params_no_input_embed)] if untied else []),
+                  count(tokens), f"{lr:.3g}", f"{r.batch_sequences}x{r.seq_len}",
+                  str(r.steps), _sci(r.flops), _sci(r.flops_6nd), duration(r.seconds * len(rs)))
     return t
+
+
+def _sci(x: float) -> str:
+    return f"{x:.3g}".replace("e+", "e")
+
+
+def duration(seconds: float) -> str:
+    """Seconds as the largest whole unit that reads well: 45 s, 12 min, 3.2 h, 4.1 d."""
+    for div, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= 2 * div:
+            return f"{seconds / div:.2g} {unit}" if seconds < 10 * div else \
+                f"{seconds / div:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @app.command()
@@ -133,8 +151,8 @@ def plan(
     if emit_json(json_out, result.to_dict()):
         return
     out.print(_plan_table(result))
-    out.print(f"estimated time: {result.wall_seconds() / 60:.1f} min on {result.device.workers} "
-              f"worker(s), {sum(r.seconds for r in result.runs) / 3600:.2f} device hours")
+    out.print(f"estimated time: {duration(result.wall_seconds())} on {result.device.workers} "
+              f"worker(s), {_sci(sum(r.seconds for r in result.runs) / 3600)} device hours")
     print_notes(result.notes)
     if out_path:
         out.print(f"wrote {out_path}")
