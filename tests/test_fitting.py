@@ -244,3 +244,12 @@ def test_percentile_interval_with_never_reached_draws():
     assert 1.0 < lo < 1.1 and hi == np.inf  # the top 5% are never reached: unbounded
     lo, hi = percentile_interval(np.linspace(1.0, 2.0, 101), 0.9)
     assert (lo, hi) == pytest.approx((1.05, 1.95))  # linear interpolation as before
+
+
+def test_a_coefficient_at_its_zero_bound_is_reported_as_zero():
+    # a pure power law (no irreducible term): E can only approach 0, and is reported as 0
+    truth = {"E": 0.0, "A": 400.0, "B": 400.0, "alpha": 0.3, "beta": 0.3}
+    fit = sl.ChinchillaLaw().fit(make_ladder(truth, noise=0.002), bootstrap=20, seed=0)
+    assert fit.params["E"] == 0.0 and fit.ci["E"].lo == 0.0
+    assert any(n.startswith("E at its lower bound (0)") for n in fit.notes)
+    assert fit.params["alpha"] == pytest.approx(0.3, abs=0.03)

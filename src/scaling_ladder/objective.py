@@ -218,12 +218,28 @@ def build_problem(law, frame, loss, delta, space, weights, by, shared):
 
 
 def public_values(prob: Problem, xv: np.ndarray) -> np.ndarray:
-    """Flat public parameter vector (shared/fixed once, per-group ones per group)."""
+    """Flat public parameter vector (shared/fixed once, per-group ones per group).
+
+    A free coefficient whose term stays below 1e-9 of the largest target on every point of its
+    group(s) is reported as 0: the optimiser only approaches a lower bound of 0 (it works on
+    log coefficients), and 3e-11 would read as an estimate where "its bound" is meant.
+    """
+    law, m = prob.law, len(prob.law.coefficients)
     z = prob.z_of(xv)
-    pub = prob.law.to_public(z)
+    pub = law.to_public(z)
+    zp = z[prob.group]
+    with np.errstate(over="ignore"):
+        terms = np.exp(np.minimum(zp[:, :m] + law.log_basis(zp[:, m:], prob.x), 700.0))
+    largest = np.zeros((len(prob.groups), m))
+    np.maximum.at(largest, prob.group, terms)
+    for j, name in enumerate(law.coefficients):
+        if name in law.fixed or law.bounds_of(name)[0] != 0:
+            continue
+        big = largest[:, j].max() if name in prob.shared else largest[:, j]
+        pub[:, j] = np.where(big < 1e-9 * np.max(np.abs(prob.y)), 0.0, pub[:, j])
     out = []
-    for j, name in enumerate(prob.law.param_names):
-        if len(prob.groups) == 1 or name in prob.law.fixed or name in prob.shared:
+    for j, name in enumerate(law.param_names):
+        if len(prob.groups) == 1 or name in law.fixed or name in prob.shared:
             out.append(pub[0, j])
         else:
             out.extend(pub[:, j])
