@@ -18,6 +18,8 @@ INPUTS = {"params": N, "tokens": D, "flops": 6 * N * D, "unique_tokens": D / 4,
 TRUTH = {
     "chinchilla": {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37},
     "overtrain": {"E": 1.8, "A": 150.0, "B": 250.0, "alpha": 0.27},
+    # Kaplan et al. (2020), eq. 1.5: N_c 6.4e13, D_c 1.8e13, alpha_N 0.076, alpha_D 0.095
+    "kaplan": {"A": 6.4e13 ** 0.8, "B": 1.8e13, "a": 0.076 / 0.095, "alpha_D": 0.095},
     "data-constrained": {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37,
                          "R_star": 15.4},
     "power-N": {"E": 1.5, "A": 50.0, "alpha": 0.2},
@@ -130,3 +132,20 @@ def test_sigmoid_falls_from_a_plus_b_to_b():
     assert law(p, loss=0.0) == pytest.approx(0.75, abs=1e-5)
     assert law(p, loss=3.0) == pytest.approx(0.5)
     assert law(p, loss=20.0) == pytest.approx(0.25, abs=1e-5)
+
+
+def test_kaplan_fit_recovers_the_published_law():
+    law = sl.KaplanLaw()
+    truth = TRUTH["kaplan"]
+    rng = np.random.default_rng(0)
+    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 5).round(), np.geomspace(2e8, 2e10, 6))
+    rows = pd.DataFrame({"run": [f"r{i}" for i in range(n.size)], "params": n.ravel(),
+                         "tokens": d.ravel(), "metric": "val/x"})
+    rows["value"] = law(truth, params=rows["params"], tokens=rows["tokens"]) * np.exp(
+        rng.normal(0, 0.002, len(rows)))
+    fit = law.fit(sl.from_frame(rows))
+    paper = sl.KaplanLaw.paper_params(fit.params)
+    assert paper["alpha_N"] == pytest.approx(0.076, rel=0.05)
+    assert paper["alpha_D"] == pytest.approx(0.095, rel=0.05)
+    assert np.log10(paper["N_c"]) == pytest.approx(np.log10(6.4e13), abs=0.3)
+    assert not fit.notes

@@ -18,6 +18,7 @@ from .laws import (
     ChinchillaLaw,
     DataConstrainedLaw,
     ExponentialErrorLaw,
+    KaplanLaw,
     Law,
     OvertrainLaw,
     PowerLaw,
@@ -33,7 +34,7 @@ from .simulate import LadderDesign, Simulation, simulate, simulate_ladder
 __all__ = [
     "Allocation", "chain", "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "datasets",
     "ExponentialErrorLaw", "fit", "from_frame", "holdout", "HoldoutResult", "InputError",
-    "Interval", "isoflop", "IsoFlopResult", "LadderError", "Law", "LawFit", "make_law",
+    "Interval", "KaplanLaw", "isoflop", "IsoFlopResult", "LadderError", "Law", "LawFit", "make_law",
     "Observations", "optimal", "OvertrainLaw", "pair_metrics", "PowerLaw", "Prediction",
     "read_observations", "read_tensorboard", "read_wandb_csv", "SigmoidLaw", "training_flops",
     "write_observations",

@@ -4,7 +4,9 @@ Every law here is a sum of signed terms with positive coefficients,
 
     y = sum_j  s_j * c_j * phi_j(x; theta),       c_j > 0,  s_j = +1 or -1,
 
-so for fixed nonlinear parameters ``theta`` (exponents) the coefficients ``c`` enter linearly:
+or such a sum raised to a positive power ``q`` that is one of the exponents (``outer``; Kaplan's
+joint law), so for fixed nonlinear parameters ``theta`` (exponents) the coefficients ``c`` enter
+linearly (in ``y**(1/q)``):
 the estimator in :mod:`fitting` screens starting points by variable projection (solving ``c``
 exactly on a grid of ``theta``) and then refines everything with analytic gradients.
 Optimisation runs on ``z = (log c, theta)``; a law supplies ``log phi`` and its gradient.
@@ -41,6 +43,7 @@ class Law:
     exponents: ClassVar[tuple[str, ...]] = ()
     default_bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     kind: ClassVar[str] = "loss"  # what the law predicts: loss (fit on log) or accuracy
+    outer: ClassVar[str | None] = None  # an exponent q raising the sum: y = (sum ...)**q
 
     def __post_init__(self) -> None:
         unknown = set(self.fixed) | set(self.bounds)
@@ -136,7 +139,10 @@ class Law:
         lc = z[..., :m] if per_point else z[:, None, :m]
         th = z[..., m:] if per_point else z[:, None, m:]
         expo = np.minimum(lc + self.log_basis(th, x), 700.0)
-        return np.exp(expo) @ np.asarray(self.signs, dtype=float)
+        total = np.exp(expo) @ np.asarray(self.signs, dtype=float)
+        if self.outer is None:
+            return total
+        return total ** th[..., self.exponents.index(self.outer)]
 
     # ---- fitting
     def fit(self, obs, **options):
@@ -346,6 +352,53 @@ class DataConstrainedLaw(Law):
 
 
 @dataclass(frozen=True)
+class KaplanLaw(Law):
+    """Kaplan's joint law ``L(N, D) = (A / N**a + B / D)**alpha_D``, with no irreducible term.
+
+    Kaplan et al. (2020), "Scaling Laws for Neural Language Models", eq. 1.5 (arXiv:2001.08361):
+    ``L = ((N_c / N)**(alpha_N / alpha_D) + D_c / D)**alpha_D``, here with ``a = alpha_N /
+    alpha_D``, ``A = N_c**a`` and ``B = D_c`` so that the coefficients enter linearly;
+    :meth:`paper_params` gives ``N_c, D_c, alpha_N, alpha_D`` back (published: 6.4e13, 1.8e13,
+    0.076, 0.095). A form for runs far from the irreducible loss, where Chinchilla's E is not
+    identified.
+    """
+
+    name: ClassVar[str] = "kaplan"
+    formula: ClassVar[str] = "L(N, D) = (A/N^a + B/D)^alpha_D"
+    citation: ClassVar[str] = "Kaplan et al. 2020 (arXiv:2001.08361)"
+    coefficients: ClassVar[tuple[str, ...]] = ("A", "B")
+    signs: ClassVar[tuple[int, ...]] = (1, 1)
+    exponents: ClassVar[tuple[str, ...]] = ("a", "alpha_D")
+    default_bounds: ClassVar[dict] = {"a": (1e-3, 10.0), "alpha_D": (1e-3, 5.0)}
+    outer: ClassVar[str | None] = "alpha_D"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("params", "tokens")
+
+    def log_basis(self, theta, x):
+        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        a = theta[..., 0]
+        return np.stack([-a * ln_n, -np.broadcast_to(ln_d, np.broadcast_shapes(
+            a.shape, ln_d.shape))], axis=-1)
+
+    def log_basis_grad(self, theta, x):
+        ln_n = _log(x["params"])
+        g = np.zeros((len(ln_n), 2, 2))
+        g[:, 0, 0] = -ln_n
+        return g
+
+    def grid(self, x):
+        return {"a": np.geomspace(0.1, 3.0, 16), "alpha_D": np.geomspace(0.02, 1.0, 16)}
+
+    @staticmethod
+    def paper_params(p: Mapping[str, float]) -> dict[str, float]:
+        """``N_c, D_c, alpha_N, alpha_D`` of Kaplan et al. (2020) from ``A, B, a, alpha_D``."""
+        return {"N_c": p["A"] ** (1.0 / p["a"]), "D_c": p["B"],
+                "alpha_N": p["a"] * p["alpha_D"], "alpha_D": p["alpha_D"]}
+
+
+@dataclass(frozen=True)
 class SigmoidLaw(Law):
     """Loss to downstream accuracy, ``Acc(L) = b + a / (1 + exp(k (L - L0)))``.
 
@@ -429,6 +482,7 @@ class ExponentialErrorLaw(Law):
 
 LAWS: dict[str, Any] = {
     "chinchilla": ChinchillaLaw,
+    "kaplan": KaplanLaw,
     "overtrain": OvertrainLaw,
     "data-constrained": DataConstrainedLaw,
     "power-N": lambda **kw: PowerLaw(variable="params", **kw),

@@ -7,7 +7,9 @@ a grid over the law's nonlinear parameters (exponents) in one vectorised pass, s
 positive linear coefficients exactly at each grid point (variable projection, Golub & Pereyra
 1973, by non-negative least squares on relative residuals over all active sets), then refined
 with L-BFGS-B on all parameters with analytic gradients, in the parametrisation
-(log coefficients, exponents). Several groups (e.g. recipes) may share parameters.
+(log coefficients, exponents). A law whose sum is raised to a fitted power q (Kaplan's) is
+screened on ``y**(1/q)`` for each q of the grid. Several groups (e.g. recipes) may share
+parameters.
 """
 
 from __future__ import annotations
@@ -79,7 +81,18 @@ class Problem:
         zp = self.z_of(xv)[self.group]  # (n, p)
         logb = law.log_basis(zp[:, m:], self.x)  # (n, m)
         terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
-        yhat = terms.sum(axis=1)
+        total = terms.sum(axis=1)
+        if law.outer is not None and np.any(total <= 0):
+            return np.inf, np.zeros_like(xv)
+        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
+        dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (n, p)
+        yhat = total
+        if law.outer is not None:  # yhat = total**q: dyhat = yhat (q dtotal/total + dq ln total)
+            iq = m + law.exponents.index(law.outer)
+            q, log_total = zp[:, iq], np.log(total)
+            yhat = np.exp(np.minimum(q * log_total, 700.0))
+            dy = (yhat * q / total)[:, None] * dy
+            dy[:, iq] += yhat * log_total
         if self.space == "log":
             if np.any(yhat <= 0):
                 return np.inf, np.zeros_like(xv)
@@ -90,8 +103,7 @@ class Problem:
         if not np.isfinite(f):
             return np.inf, np.zeros_like(xv)
         psi = w * self.rho_prime(r) * dr  # (n,)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
-        gp = psi[:, None] * np.concatenate([terms, jac_theta], axis=1)  # (n, p)
+        gp = psi[:, None] * dy  # (n, p)
         free = self.point_index >= 0
         grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
         return f, grad
@@ -138,18 +150,24 @@ class Problem:
         phi = np.exp(np.clip(law.log_basis(theta[:, None, :], x), -700, 700)) * signs  # K,n,m
         fixed_c = [j for j, k in enumerate(law.coefficients) if k in law.fixed]
         free_c = [j for j, k in enumerate(law.coefficients) if k not in law.fixed]
-        target = np.broadcast_to(y, phi.shape[:2]).copy()
+        q = None
+        if law.outer is not None:  # solve the sum for y**(1/q), q from the grid row
+            q = theta[:, law.exponents.index(law.outer)][:, None]  # K, 1
+            target = y[None, :] ** (1.0 / q)
+        else:
+            target = np.broadcast_to(y, phi.shape[:2]).copy()
+        # relative residuals approximate logs
+        v = w / (target * target) if self.space == "log" else np.broadcast_to(w, target.shape)
         for j in fixed_c:
             target = target - law.fixed[law.coefficients[j]] * phi[:, :, j]
-        v = w / (y * y) if self.space == "log" else w  # relative residuals approximate logs
-        sv = np.sqrt(v)
+        sv = np.sqrt(v)  # K, n
         best_f = np.full(len(theta), np.inf)
         best_c = np.zeros((len(theta), m))
         for j in fixed_c:
             best_c[:, j] = law.fixed[law.coefficients[j]]
         for size in range(1, len(free_c) + 1):
             for subset in itertools.combinations(free_c, size):
-                a = phi[:, :, list(subset)] * sv[None, :, None]
+                a = phi[:, :, list(subset)] * sv[:, :, None]
                 scale = np.maximum(np.abs(a).max(axis=1), 1e-300)  # K, s
                 a = a / scale[:, None, :]
                 gram = np.einsum("kni,knj->kij", a, a) + 1e-12 * np.eye(size)
@@ -165,7 +183,9 @@ class Problem:
                     if j not in subset:
                         cc[:, j] = 0.0
                 yhat = np.einsum("knm,km->kn", phi, cc)
-                with np.errstate(divide="ignore", invalid="ignore"):
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    if q is not None:
+                        yhat = np.where(yhat > 0, yhat, np.nan) ** q
                     r = self._transform(yhat) - self._transform(y)
                     f = np.sum(w * self.rho(r), axis=1)
                 f = np.where(ok & np.isfinite(f), f, np.inf)
@@ -220,23 +240,23 @@ def build_problem(law, frame, loss, delta, space, weights, by, shared):
 def public_values(prob: Problem, xv: np.ndarray) -> np.ndarray:
     """Flat public parameter vector (shared/fixed once, per-group ones per group).
 
-    A free coefficient whose term stays below 1e-9 of the largest target on every point of its
-    group(s) is reported as 0: the optimiser only approaches a lower bound of 0 (it works on
+    A free coefficient whose term stays below 1e-9 of the largest sum of terms on every point of
+    its group(s) is reported as 0: the optimiser only approaches a lower bound of 0 (it works on
     log coefficients), and 3e-11 would read as an estimate where "its bound" is meant.
     """
     law, m = prob.law, len(prob.law.coefficients)
     z = prob.z_of(xv)
     pub = law.to_public(z)
     zp = z[prob.group]
-    with np.errstate(over="ignore"):
-        terms = np.exp(np.minimum(zp[:, :m] + law.log_basis(zp[:, m:], prob.x), 700.0))
+    terms = np.exp(np.minimum(zp[:, :m] + law.log_basis(zp[:, m:], prob.x), 700.0))
+    tiny = 1e-9 * np.max(np.abs(terms @ np.asarray(law.signs, dtype=float)))
     largest = np.zeros((len(prob.groups), m))
     np.maximum.at(largest, prob.group, terms)
     for j, name in enumerate(law.coefficients):
         if name in law.fixed or law.bounds_of(name)[0] != 0:
             continue
         big = largest[:, j].max() if name in prob.shared else largest[:, j]
-        pub[:, j] = np.where(big < 1e-9 * np.max(np.abs(prob.y)), 0.0, pub[:, j])
+        pub[:, j] = np.where(big < tiny, 0.0, pub[:, j])
     out = []
     for j, name in enumerate(law.param_names):
         if len(prob.groups) == 1 or name in law.fixed or name in prob.shared:
