@@ -84,7 +84,7 @@ def test_bad_row_exits_2_naming_line_and_column(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["fit", "--example", "overtrain", "--recipe", "c4"], "a law fits one; choose one with"),
-    (["fit", "--example", "chinchilla", "--law", "hyperbolic"], "The 'law' argument must be one of"),
+    (["fit", "--example", "chinchilla", "--law", "hyper"], "The 'law' argument must be one of"),
     (["fit", "--example", "chinchilla", "--fix", "E"], "The --fix option takes NAME=VALUE"),
     (["fit"], "Give observation files"),
     (["fit", "--example", "chinchilla", "--where", "nonsense >"], "cannot be evaluated"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -469,8 +470,18 @@ def test_missing_metrics_and_unmatched_recipes_degrade_with_notes():
     assert res.decisions["new"].decision in ("go", "inconclusive")
 
 
+def test_kaplan_law_compares_without_the_variants_that_share_e():
+    frame = recipe_ladder({"base": {}, "better": data_effect(2.0)})
+    res = sl.compare(obs_of(frame), baseline="base", options=replace(FAST, law="kaplan"),
+                     **TARGET)
+    joint = res.to_dict()["joint_fit"]
+    assert joint["law"] == "kaplan" and joint["variant"] in ("shared-exponents", "all-free")
+    assert res.decisions["better"].decision in ("go", "inconclusive")
+    assert res.to_dict()["recipes"]["better"]["p_beats_baseline"] > 0.9
+
+
 def test_options_are_checked_up_front():
-    for kw, message in (({"law": "kaplan"}, "'law' option of compare must be one of"),
+    for kw, message in (({"law": "sigmoid"}, "'law' option of compare must be one of"),
                         ({"bootstrap": -1}, "'bootstrap' option of compare must be an int"),
                         ({"match": "size"}, "'match' option of compare must be auto"),
                         ({"variants": ("shared-A",)}, "'variants' option takes"),

@@ -33,11 +33,9 @@ def test_demo_trains_compares_and_reports(tmp_path):
         loss = runs.sort_values("params")["value"].to_numpy()
         assert loss[-1] < loss[0] - 0.3
         assert spearmanr(runs["params"], runs["value"]).statistic < -0.89  # at most one swap
-    fit = sl.ChinchillaLaw().fit(obs.select(recipe="balanced", metric="val/mean",
-                                            checkpoints="final"))
-    assert fit.n_points == 15 and fit.params["beta"] > 0
-    # the one note such small proxies leave: E is not identified this far from the asymptote
-    assert all(n.startswith("E at its lower bound") for n in fit.notes)
+    for recipe in ("balanced", "code-heavy", "prose-heavy"):  # the demo's law fits cleanly
+        fit = sl.KaplanLaw().fit(obs.select(recipe=recipe, metric="val/mean", checkpoints="auto"))
+        assert fit.n_points == 15 and not fit.notes, (recipe, fit.notes)
     # a second run resumes: nothing is trained again
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--json", "-"])
     assert again.exit_code == 0 and json.loads(again.stdout)["recipes"] == out["recipes"]

@@ -32,7 +32,7 @@ import pandas as pd
 from .bootstrap import percentile_interval
 from .decide import Decision, Rule, decide, overall
 from .gates import evidence, stage_gates
-from .laws import ChinchillaLaw, OvertrainLaw
+from .laws import ChinchillaLaw, KaplanLaw, OvertrainLaw
 from .observations import Observations, _listing, checkpoint_mask
 from .prepare import AVERAGE, prepare
 from .protocols import compare_protocols
@@ -55,7 +55,7 @@ from .target import (
     resolve_target,
 )
 
-LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw}
+LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw, "kaplan": KaplanLaw}
 
 
 @dataclass(frozen=True)

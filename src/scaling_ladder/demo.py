@@ -3,8 +3,8 @@
 Builds the bundled default corpus (the running interpreter's standard library and seeded
 grammars; nothing from the network), trains 3 recipes x 5 sizes of byte-level proxies
 (11k-470k parameters, WSD schedule with two cooldown branches each), compares the recipes
-against ``balanced`` on the mean validation loss, and writes one HTML report. Every stage
-resumes: run it again after an interruption.
+against ``balanced`` on the mean validation loss with Kaplan's law (see ``LAW``), and writes
+one HTML report. Every stage resumes: run it again after an interruption.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ RECIPES = ("balanced", "code-heavy", "prose-heavy")
 BASELINE = "balanced"
 METRIC = "val/mean"
 TARGET = (5e6, 1e8)  # ~10x the largest proxy, 20 tokens per parameter
+# Proxies of 11k-470k parameters are far from the irreducible loss: Chinchilla's E is not
+# identified on them. It went to its bound 0 for every recipe of this ladder, and in nearly
+# every variant tried within a CPU budget of minutes (batches of 2-16 sequences, 0.1-0.3x
+# OLMo's learning rate, 400k-800k tokens): the loss falls by a near-constant amount per
+# doubling of D, with no curvature to place a floor. So the demo fits Kaplan et al.'s law,
+# which has no E. Holding out the largest size, both laws predicted it equally well here (mean
+# relative error 0.088 over the three recipes); Kaplan's has a parameter fewer.
+LAW = "kaplan"
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
 def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
-    from .compare import compare
+    from .compare import CompareOptions, compare
     from .data import check
     from .observations import read_observations
     from .report import build_report
@@ -72,10 +80,10 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     obs = read_observations(observations)
     # laws are fitted to the annealed points: each WSD run's end and its cooldown branches
     comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
-                         target_tokens=TARGET[1])
+                         target_tokens=TARGET[1], options=CompareOptions(law=LAW))
     report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
-                          baseline=BASELINE, target=TARGET, title="scaling-ladder demo",
-                          progress=progress)
+                          baseline=BASELINE, target=TARGET, law=LAW,
+                          title="scaling-ladder demo", progress=progress)
     path = Path(out) / "report.html"
     report.write(path)
     d = comparison.to_dict()

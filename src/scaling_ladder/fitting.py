@@ -415,7 +415,9 @@ def _notes(prob, best, names, values, ranges, draws) -> list[str]:
             notes.append(f"{name} at its lower bound ({lo:g})" + (
                 ": the runs are too far from the irreducible loss to identify it, so "
                 "predictions beyond them follow a pure power law; fix it if it is known "
-                f"(--fix {base}=...)" if base == "E" and lo == 0 else ""))
+                f"(--fix {base}=...)" + (", or fit a law without it (--law kaplan)"
+                                          if law.inputs == ("params", "tokens") else "")
+                if base == "E" and lo == 0 else ""))
         elif np.isfinite(hi) and abs(v - hi) <= 1e-6 * (1 + abs(hi)):
             notes.append(f"{name} at its upper bound ({hi:g})")
         elif base in law.coefficients and lo == 0 and v < 1e-6 * max(np.abs(prob.y)):

@@ -70,10 +70,11 @@ def compare_verb(
     target_flops: Annotated[float | None, typer.Option(
         help="Target compute C (each recipe at its compute-optimal N, D).")] = None,
     rule_path: RulePath = None,
-    law: Annotated[str, typer.Option(help="chinchilla or overtrain.")] = "chinchilla",
+    law: Annotated[str, typer.Option(help="chinchilla, overtrain or kaplan (no irreducible "
+                                     "term: runs far from it).")] = "chinchilla",
     checkpoints: Annotated[str, typer.Option(
-        help="Points the laws are fitted to: auto (drop-first:0.1 for learning curves, else "
-        "final), final, all, drop-first:F.")] = "auto",
+        help="Points the laws are fitted to: auto (the final checkpoint of WSD runs, else "
+        "drop-first:0.1), final, all, drop-first:F.")] = "auto",
     match: Annotated[str, typer.Option(help="auto | params-tokens | flops (IsoFLOP "
                                        "designs).")] = "auto",
     protocol: Annotated[str | None, typer.Option(help="Decide under this protocol when runs "
