@@ -159,8 +159,8 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
     if skip:
         notes += [f"left out of the joint fit: {why}" for why in skip.values()]
         frame = frame[~frame["recipe"].isin(list(skip))]
-    variants = [v for v in variants if v in VARIANTS
-                and ("-E" not in f"-{v}" or "E" in law.param_names)] or ["shared-exponents"]
+    variants = [v for v in variants if v in VARIANTS  # a law without E: no E-sharing variants
+                and ("E" in law.param_names or "E" not in v.split("-"))] or ["shared-exponents"]
     errors: dict[str, float] = {}
     largest = frame["params"].max()
     train, test = frame[frame["params"] < largest], frame[frame["params"] >= largest]

@@ -72,7 +72,7 @@ def build(
 def _print_build(result, out_dir: Path) -> None:
     m = result.manifest
     t = DataTable(title=f"Sources -> {out_dir}", caption=f"tokenizer {m['tokenizer']['kind']}, "
-              f"vocabulary {m['vocab_size']}, EOS id {m['eos_id']}, {m['dtype']}")
+                  f"vocabulary {m['vocab_size']}, EOS id {m['eos_id']}, {m['dtype']}")
     for col in ("source", "documents train/val", "tokens train/val", "bytes/token",
                 "set aside"):
         t.add_column(col, justify="left" if col == "source" else "right")
@@ -84,8 +84,8 @@ def _print_build(result, out_dir: Path) -> None:
     out.print(t)
     names = list(m["sources"])
     t = DataTable(title="Recipes (train streams)", caption=f"weights in % of {'/'.join(names)}; "
-              f"{result.written} files written, {result.reused} reused (SHA-256 verified) in "
-              f"{result.seconds:.1f} s")
+                  f"{result.written} files written, {result.reused} reused (SHA-256 verified) in "
+                  f"{result.seconds:.1f} s")
     for col in ("recipe", "weights %", "tokens", "documents", "bytes/token", "epochs",
                 "shards"):
         t.add_column(col, justify="left" if col == "recipe" else "right")
@@ -138,8 +138,8 @@ def check(
 
 def _print_check(result: CheckResult) -> None:
     t = DataTable(title=f"Smoke checks: {result.directory}", caption="round trip: sample documents "
-              "with decode(encode(x)) == x; near dup (exact ones included): MinHash LSH, "
-              f"Jaccard >= {result.near_threshold}")
+                  "with decode(encode(x)) == x; near dup (exact ones included): MinHash LSH, "
+                  f"Jaccard >= {result.near_threshold}")
     for col in ("source", "documents", "MB", "round trip", "U+FFFD", "exact dup", "near dup"):
         t.add_column(col, justify="left" if col == "source" else "right")
     for s in result.sources:
@@ -150,8 +150,8 @@ def _print_check(result: CheckResult) -> None:
                   f"{s.near_dup_rate:.1%}")
     out.print(t)
     t = DataTable(title="Shape and diversity", caption=f"distinct-n over "
-              f"{result.sources[0].diversity_words:,} words of each source; gzip: compressed "
-              "over raw size of 1 MB")
+                  f"{result.sources[0].diversity_words:,} words of each source; gzip: compressed "
+                  "over raw size of 1 MB")
     for col in ("source", "bytes p5/p50/p95/max", "distinct-1", "distinct-4", "gzip",
                 "set aside"):
         t.add_column(col, justify="left" if col == "source" else "right")
@@ -168,7 +168,7 @@ def _print_check(result: CheckResult) -> None:
             out.print(f"  {source}: {e['origin']}: {e['problem']}", markup=False,
                       highlight=False, soft_wrap=True)
     t = DataTable(title=f"Contamination: {result.ngram}-grams of each slice found in each "
-              "recipe's train stream", caption="Brown et al. 2020, appendix C")
+                  "recipe's train stream", caption="Brown et al. 2020, appendix C")
     for col in ("recipe", "slice", "n-grams", "matched", "docs hit", "example"):
         t.add_column(col, justify="right" if col in ("n-grams", "matched", "docs hit")
                      else "left")

@@ -118,9 +118,9 @@ def compare_verb(
 def _print_comparison(res) -> None:
     d = res.to_dict()
     t = DataTable(title=f"{d['decision'].upper()}: recipes against {res.baseline} on {res.metric} "
-              f"at {res.target.label}",
-              caption="delta = recipe - baseline (loss: negative is better); compute multiplier"
-              " k: the recipe reaches the baseline's target loss with k x the compute")
+                  f"at {res.target.label}",
+                  caption="delta = recipe - baseline (loss: negative is better); compute multiplier"
+                  " k: the recipe reaches the baseline's target loss with k x the compute")
     for col in ("recipe", "decision", "P(beats)", "predicted delta", "95% CI",
                 "compute multiplier", "trend with N"):
         t.add_column(col, justify="left" if col in ("recipe", "decision") else "right")
@@ -146,7 +146,7 @@ def _print_scales(res) -> None:
         ["params", "tokens", "recipe"])
     others = [r for r in res.recipes if r != res.baseline]
     t = DataTable(title=f"{res.metric} per scale", caption="delta = recipe - baseline, "
-              "± half-width of its 95% CI; (k x) = |delta| / noise")
+                  "± half-width of its 95% CI; (k x) = |delta| / noise")
     for col in ["scale", "noise", res.baseline] + [f"{r} delta" for r in others]:
         t.add_column(col, justify="left" if col == "scale" else "right")
     for scale, g in prim.groupby("scale", sort=False):
@@ -263,7 +263,7 @@ def simulate_verb(
     if emit_json(json_out, result.to_dict()):
         return
     t = DataTable(title=f"Calibration of P(beats baseline): Brier {result.brier:.4f} "
-              f"({base.label})", caption="0 is perfect, 0.25 is a coin")
+                  f"({base.label})", caption="0 is perfect, 0.25 is a coin")
     for col in ("P bin", "ladders", "mean P", "observed share"):
         t.add_column(col, justify="right")
     for r in result.reliability.itertuples():

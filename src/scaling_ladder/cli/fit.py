@@ -128,7 +128,7 @@ def holdout(
     if emit_json(json_out, result.to_dict()):
         return
     t = DataTable(title=f"Hold-out: {law} fitted below N = {result.target_params:.4g}",
-              caption="ARE = mean |L - L_hat| / L over the targets (lower is better)")
+                  caption="ARE = mean |L - L_hat| / L over the targets (lower is better)")
     for col in ("", "ARE", "fitted points", "target points"):
         t.add_column(col, justify="right" if col else "left")
     t.add_row(law, f"{result.are:.4f}", str(result.n_fit_points), str(result.n_target_points))

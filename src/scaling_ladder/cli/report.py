@@ -128,7 +128,7 @@ def report_verb(
     if emit_json(json_out, {**result.to_dict(), "out": str(written)}):
         return
     t = DataTable(title=result.title, caption=f"wrote {written} "
-              f"({written.stat().st_size / 1e3:,.0f} kB)")
+                  f"({written.stat().st_size / 1e3:,.0f} kB)")
     t.add_column("section")
     t.add_column("shows")
     for i, s in enumerate(result.sections, 1):

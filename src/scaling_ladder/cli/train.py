@@ -59,12 +59,13 @@ def _plan_overrides(**flags: Any) -> list[str]:
 
 def _plan_table(p) -> DataTable:
     untied = any(r.params_no_input_embed != r.params_total for r in p.runs)
+    vocab = p.runs[0].vocab_size if p.runs else p.spec.vocab_size
     t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {_sci(p.flops)} FLOPs "
-              f"({100 * p.flops / p.target_flops:.2g}% of the target's)",
-              caption=f"N = {p.spec.params_convention} parameters (drives tokens = k N); "
-              f"vocabulary {p.runs[0].vocab_size if p.runs else p.spec.vocab_size}; FLOPs with the "
-              f"attention term, head included; time on {p.device.name} x{p.device.workers}, "
-              f"{'measured' if p.device.measured else 'assumed'} peak")
+                  f"({100 * p.flops / p.target_flops:.2g}% of the target's)",
+                  caption=f"N = {p.spec.params_convention} parameters (drives tokens = k N); "
+                  f"vocabulary {vocab}; FLOPs with the attention term, head included; time on "
+                  f"{p.device.name} x{p.device.workers}, "
+                  f"{'measured' if p.device.measured else 'assumed'} peak")
     staged = len({r.stage for r in p.runs}) > 1
     cols = (["stage"] if staged else []) + ["runs", "shape", "N", "non-emb."] + (
         ["no in-emb."] if untied else []) + ["tokens", "LR", "batch", "steps", "FLOPs", "6ND",
@@ -206,7 +207,7 @@ def train(
         write_json(json_out, result.to_dict())
     if json_out != "-":
         t = DataTable(title=f"{len(result.runs)} runs in {result.seconds:.0f} s "
-                  f"({result.executor.get('kind')})")
+                      f"({result.executor.get('kind')})")
         for col in ("run", "state", "final train loss", "tokens/s", "MFU",
                     "noise scale (tokens)"):
             t.add_column(col, justify="left" if col in ("run", "state") else "right")
