@@ -130,6 +130,21 @@ def test_a_run_writes_observations_that_validate(tokens, tmp_path):
     assert again.state == "skipped" and again.final == result.final
 
 
+def test_token_data_without_a_known_tokenizer_uses_the_manifest_bytes(tokens, tmp_path):
+    # pre-tokenized data from elsewhere: bits/byte from the manifest's mean bytes per token
+    data = tmp_path / "data"
+    shutil.copytree(tokens, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["tokenizer"] = {"kind": "external", "vocab_size": 257, "eos_id": 256}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    run = tiny_plan(tokens=10 * 8 * 32).runs[0]
+    assert train_run(run, data, tmp_path / "run", OPTIONS).state == "done"
+    words = sl.read_observations(tmp_path / "run" / "observations.jsonl").select(
+        metric="val/words").frame
+    bpt = manifest["sources"]["words"]["val"]["bytes_per_token"]
+    assert np.allclose(words["bits_per_byte"], words["value"] / math.log(2) / bpt)
+
+
 def test_training_is_deterministic_on_cpu(tokens, tmp_path):
     run = tiny_plan(tokens=10 * 8 * 32).runs[0]
     a = train_run(run, tokens, tmp_path / "a", OPTIONS)

@@ -246,9 +246,12 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
     batches = Batches(ds.train(run.recipe), run.seq_len, run.seed)
     val = {src: eval_windows(ds.val(src), run.seq_len, options.eval_tokens)
            for src in ds.sources}
-    # bits/byte: exact bytes of each evaluated prefix; the recipe's mean for training batches
-    token_bytes = torch.from_numpy(ds.tokenizer().token_bytes())
+    # bits/byte: the exact bytes of each evaluated prefix when the tokenizer is known (else the
+    # slice's mean bytes per token); the recipe's mean for training batches
+    known = ds.manifest["tokenizer"].get("kind") in ("byte", "bpe")
+    token_bytes = torch.from_numpy(ds.tokenizer().token_bytes()) if known else None
     bpt = {f"val/{s}": float(token_bytes[w[:, 1:]].sum()) / w[:, 1:].numel()
+           if token_bytes is not None else ds.bytes_per_token(f"val/{s}")
            for s, w in val.items()}
     bpt["train"] = ds.bytes_per_token(run.recipe)
     hardware, peak = describe_hardware(device)
