@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 import scaling_ladder as sl
-from scaling_ladder.simulate import design_with
+from scaling_ladder.evaluate.simulate import design_with
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

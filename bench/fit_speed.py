@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 import scaling_ladder as sl
-from scaling_ladder.bootstrap import cluster_weights
+from scaling_ladder.laws.bootstrap import cluster_weights
 
 GRID = [(a, b, e, al, be) for al in np.arange(0, 2.5, 0.5) for be in np.arange(0, 2.5, 0.5)
         for e in np.arange(-1, 1.5, 0.5) for a in np.arange(0, 30, 5) for b in np.arange(0, 30, 5)]

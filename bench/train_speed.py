@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scaling_ladder.plan import make_plan
+from scaling_ladder.plan.plan import make_plan
 from scaling_ladder.train.config import TrainOptions
 from scaling_ladder.train.model import GPT, ModelConfig
 from scaling_ladder.train.trainer import describe_hardware, train_run

@@ -15,7 +15,7 @@ from scipy import stats
 
 import scaling_ladder as sl
 from scaling_ladder import CompareOptions, InputError, Rule
-from scaling_ladder.scales import final_values, per_scale_table, survival
+from scaling_ladder.compare.scales import final_values, per_scale_table, survival
 
 TRUTH = {"E": 1.9, "A": 450.0, "B": 1800.0, "alpha": 0.33, "beta": 0.31}
 SIZES = (2e7, 5e7, 1e8, 2e8, 4e8)
@@ -385,7 +385,7 @@ def test_rank_flips_between_protocols_are_reported():
 
 
 def test_protocols_come_from_learning_rates_only_when_one_scale_has_several():
-    from scaling_ladder.prepare import protocol_labels
+    from scaling_ladder.compare.prepare import protocol_labels
 
     one = recipe_ladder({"a": {}, "b": {}}).assign(lr=3e-3)
     one.loc[one["params"] == 4e8, "lr"] = 3e-4  # another lr per size: not a protocol

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.simulate import TRUTH, design_with, reliability_table
+from scaling_ladder.evaluate.simulate import TRUTH, design_with, reliability_table
 
 
 def test_simulated_ladder_has_the_requested_true_gain_at_the_target():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.compute import optimal_params
+from scaling_ladder.laws.compute import optimal_params
 
 TRUTH = {"E": 1.82, "A": 478.0, "B": 2143.0, "alpha": 0.347, "beta": 0.367}
 

@@ -237,7 +237,7 @@ def test_several_metrics_need_a_choice():
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_percentile_interval_with_never_reached_draws():
-    from scaling_ladder.bootstrap import percentile_interval
+    from scaling_ladder.laws.bootstrap import percentile_interval
 
     draws = np.r_[np.linspace(1.0, 2.0, 90), np.full(10, np.inf), np.nan]
     lo, hi = percentile_interval(draws, 0.9)

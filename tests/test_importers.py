@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from scaling_ladder.errors import InputError, LadderError
-from scaling_ladder.importers import parse_mapping, read_tensorboard, read_wandb_csv
+from scaling_ladder.observations.importers import parse_mapping, read_tensorboard, read_wandb_csv
 
 HISTORY = """\
 _step,_runtime,_timestamp,tokens_seen,train/loss,eval/c4_loss

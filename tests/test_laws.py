@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.laws import LAWS, make_law
-from scaling_ladder.objective import build_problem
+from scaling_ladder.laws.forms import LAWS, make_law
+from scaling_ladder.laws.objective import build_problem
 
 rng = np.random.default_rng(0)
 N = np.geomspace(2e7, 2e9, 12)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import scaling_ladder as sl
 from conftest import make_ladder
 from scaling_ladder.cli import app
-from scaling_ladder.monitor import Band, check_run, follow, read_growing
+from scaling_ladder.monitor.monitor import Band, check_run, follow, read_growing
 
 RUN, METRIC = "OLMo-1B", "val/v3-small-c4_en-validation"
 TRUTH = {"E": 1.9, "A": 450.0, "B": 1800.0, "alpha": 0.33, "beta": 0.31}

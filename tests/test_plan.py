@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling_ladder.cli import app
-from scaling_ladder.compute import training_flops
 from scaling_ladder.errors import InputError
-from scaling_ladder.plan import (
+from scaling_ladder.laws.compute import training_flops
+from scaling_ladder.plan.plan import (
     SIZE_TABLE,
     CheckpointSpec,
     Shape,
@@ -198,7 +198,7 @@ def test_too_narrow_size_range_is_an_input_error():
 
 
 def test_plan_and_cli_do_not_import_torch():
-    code = ("import sys; import scaling_ladder, scaling_ladder.plan, scaling_ladder.cli, "
+    code = ("import sys; import scaling_ladder, scaling_ladder.plan.plan, scaling_ladder.cli, "
             "scaling_ladder.train; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

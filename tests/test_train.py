@@ -23,7 +23,7 @@ import scaling_ladder as sl  # noqa: E402
 from scaling_ladder.cli import app  # noqa: E402
 from scaling_ladder.data import ByteTokenizer  # noqa: E402
 from scaling_ladder.errors import InputError  # noqa: E402
-from scaling_ladder.plan import make_plan  # noqa: E402
+from scaling_ladder.plan.plan import make_plan  # noqa: E402
 from scaling_ladder.train import TrainOptions, train_ladder  # noqa: E402
 from scaling_ladder.train import checkpoint as ckpt  # noqa: E402
 from scaling_ladder.train.trainer import eval_windows, train_run  # noqa: E402

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from scaling_ladder.plan import make_plan  # noqa: E402
-from scaling_ladder.sizes import SIZE_TABLE, Shape  # noqa: E402
+from scaling_ladder.plan.plan import make_plan  # noqa: E402
+from scaling_ladder.plan.sizes import SIZE_TABLE, Shape  # noqa: E402
 from scaling_ladder.train import checkpoint as ckpt  # noqa: E402
 from scaling_ladder.train.model import GPT, ModelConfig  # noqa: E402
 from scaling_ladder.train.trainer import cosine_lr, schedule, wsd_lr  # noqa: E402

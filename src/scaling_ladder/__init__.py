@@ -4,17 +4,16 @@ The report lives in :mod:`scaling_ladder.report` (it imports matplotlib), the tr
 :mod:`scaling_ladder.train` (it imports torch), the data tools in :mod:`scaling_ladder.data`.
 """
 
-from . import datasets
-from .backtest import Backtest, backtest
-from .bootstrap import Interval
 from .compare import CompareOptions, Comparison, compare
-from .compute import Allocation, IsoFlopResult, isoflop, optimal, training_flops
-from .decide import Decision, Rule
+from .compare.decide import Decision, Rule
+from .compare.ranking import RankAgreement, decision_accuracy, rank_agreement
 from .errors import InputError, LadderError
-from .fitting import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
-from .holdout import HoldoutResult, holdout
-from .importers import read_tensorboard, read_wandb_csv
-from .laws import (
+from .evaluate.backtest import Backtest, backtest
+from .evaluate.simulate import LadderDesign, Simulation, simulate, simulate_ladder
+from .laws.bootstrap import Interval
+from .laws.compute import Allocation, IsoFlopResult, isoflop, optimal, training_flops
+from .laws.fit import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
+from .laws.forms import (
     ChinchillaLaw,
     DataConstrainedLaw,
     ExponentialErrorLaw,
@@ -25,11 +24,12 @@ from .laws import (
     SigmoidLaw,
     make_law,
 )
-from .monitor import RunCheck, check_run
-from .observations import Observations, from_frame, read_observations, write_observations
-from .plan import Plan, make_plan
-from .ranking import RankAgreement, decision_accuracy, rank_agreement
-from .simulate import LadderDesign, Simulation, simulate, simulate_ladder
+from .laws.holdout import HoldoutResult, holdout
+from .monitor.monitor import RunCheck, check_run
+from .observations import datasets
+from .observations.importers import read_tensorboard, read_wandb_csv
+from .observations.table import Observations, from_frame, read_observations, write_observations
+from .plan.plan import Plan, make_plan
 
 __all__ = [
     "Allocation", "chain", "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "datasets",

@@ -52,7 +52,7 @@ def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
 def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES,
           progress: Callable | None = None) -> Path:
     """Train the tiny ladder (3 recipes x 5 sizes); returns its observations file."""
-    from .plan import make_plan, tiny_spec
+    from .plan.plan import make_plan, tiny_spec
     from .train import TrainOptions, train_ladder
 
     spec = tiny_spec(list(recipes), experiment="demo")
@@ -74,7 +74,7 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
     from .compare import CompareOptions, compare
     from .data import check
-    from .observations import read_observations
+    from .observations.table import read_observations
     from .report import build_report
 
     obs = read_observations(observations)

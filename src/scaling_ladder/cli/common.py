@@ -23,8 +23,8 @@ from rich.text import Text
 
 from .. import datasets
 from ..errors import InputError, LadderError
-from ..laws import LAWS
-from ..observations import Observations, read_observations
+from ..laws.forms import LAWS
+from ..observations.table import Observations, read_observations
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   pretty_exceptions_enable=False,

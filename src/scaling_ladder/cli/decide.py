@@ -37,7 +37,7 @@ RulePath = Annotated[Path | None, typer.Option("--rule", help="Go/no-go threshol
 
 
 def _rule(path: Path | None):
-    from ..decide import Rule
+    from ..compare.decide import Rule
 
     return Rule.from_toml(path) if path else Rule()
 
@@ -239,7 +239,7 @@ def simulate_verb(
     plan how many seeds and sizes a gain needs. Example: ladder simulate --ladders 200
     --gain 0.01 --gain 0.02 --seeds 1,2
     """
-    from ..simulate import LadderDesign, design_with, simulate
+    from ..evaluate.simulate import LadderDesign, design_with, simulate
 
     def ints(text: str, name: str) -> list[int]:
         try:

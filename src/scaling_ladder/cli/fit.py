@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from ..compute import isoflop as isoflop_analysis
-from ..compute import optimal as optimal_allocation
 from ..errors import InputError
-from ..fitting import LawFit
-from ..holdout import holdout as holdout_eval
-from ..laws import make_law
+from ..laws.compute import isoflop as isoflop_analysis
+from ..laws.compute import optimal as optimal_allocation
+from ..laws.fit import LawFit
+from ..laws.forms import make_law
+from ..laws.holdout import holdout as holdout_eval
 from .common import (
     Checkpoints,
     DataTable,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..importers import parse_mapping, read_tensorboard, read_wandb_csv
-from ..observations import Observations
+from ..observations.importers import parse_mapping, read_tensorboard, read_wandb_csv
+from ..observations.table import Observations
 from .common import (
     Experiment,
     JsonOut,

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InputError
-from ..fitting import LawFit
-from ..observations import read_observations
+from ..laws.fit import LawFit
+from ..observations.table import read_observations
 from .common import (
     DataTable,
     Example,
@@ -175,8 +175,8 @@ def check_verb(
     Residual z of each checkpoint, loss spikes, residual jumps, larger batch worse at equal
     FLOPs, erratic IsoFLOP valleys. Example: ladder check run.csv --against fit.json --follow
     """
-    from ..monitor import check_run, read_growing
-    from ..monitor import follow as follow_run
+    from ..monitor.monitor import check_run, read_growing
+    from ..monitor.monitor import follow as follow_run
 
     fitted = _read_fit_file(against)
     context = read_observations(ladder) if ladder else None

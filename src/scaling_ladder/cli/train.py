@@ -138,7 +138,7 @@ def plan(
     The spec format is in the docstring of scaling_ladder.spec. Example: ladder plan --recipes
     balanced,code-heavy --max-params 5e5 --tokens 4e5 --out plan.toml
     """
-    from ..plan import build_plan, device_named
+    from ..plan.plan import build_plan, device_named
 
     overrides = _plan_overrides(
         recipes=recipes, sizes=sizes, min_params=min_params, max_params=max_params,
@@ -191,7 +191,7 @@ def train(
     except ImportError:
         raise LadderError("ladder train needs torch: pip install 'scaling-ladder[train]'"
                           ) from None
-    from ..plan import build_plan
+    from ..plan.plan import build_plan
     from ..train import options_from, train_ladder
 
     sets = list(set_ or [])

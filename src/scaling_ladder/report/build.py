@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fitting import LawFit
-from ..laws import make_law
-from ..observations import Observations
+from ..laws.fit import LawFit
+from ..laws.forms import make_law
+from ..observations.table import Observations
 from .figures import Figure
 from .fits import RecipeFit, fit_recipes, predict_target
 

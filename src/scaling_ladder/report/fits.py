@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fitting import LawFit
-from ..laws import make_law
-from ..observations import checkpoint_mask
+from ..laws.fit import LawFit
+from ..laws.forms import make_law
+from ..observations.table import checkpoint_mask
 
 if TYPE_CHECKING:
     from .build import Analysis

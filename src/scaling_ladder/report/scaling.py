@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..compute import isoflop as isoflop_analysis
-from ..compute import optimal
 from ..errors import InputError
+from ..laws.compute import isoflop as isoflop_analysis
+from ..laws.compute import optimal
 from . import figures
 from .build import Analysis, Section, Table
 from .cells import count, interval, num, signed

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..plan import Plan
+from ..plan.plan import Plan
 from .config import TrainOptions, options_from
 from .executors import LocalExecutor, RayExecutor, make_executor
 

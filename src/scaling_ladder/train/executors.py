@@ -25,7 +25,7 @@ Poll = Callable[[], None]
 
 def run_job(run: dict, data_dir: str, run_dir: str, options: dict) -> dict:
     """Train one run in this process; a failure becomes a ``failed`` result, logged."""
-    from ..plan import RunSpec
+    from ..plan.plan import RunSpec
     from .config import TrainOptions
     from .trainer import RunResult, train_run
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import argparse
 
-        from ..plan import build_plan
+        from ..plan.plan import build_plan
 
         ap = argparse.ArgumentParser(prog="python -m scaling_ladder.train.executors")
         for flag in ("--plan", "--run-name", "--data", "--out"):

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compute import training_flops
 from ..data import bits_per_byte, open_tokens
 from ..errors import InputError
-from ..plan import RunSpec, cooldown_branches
-from ..sizes import peak_flops_for
+from ..laws.compute import training_flops
+from ..plan.plan import RunSpec, cooldown_branches
+from ..plan.sizes import peak_flops_for
 from . import checkpoint as ckpt
 from .config import TrainOptions
 from .model import GPT, ModelConfig

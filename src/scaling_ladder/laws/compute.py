@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ..errors import InputError
+from ..observations.table import Observations
 from .bootstrap import Interval, percentile_interval
-from .errors import InputError
-from .observations import Observations
 
 
 def training_flops(params, tokens, *, n_layers=None, d_model=None, seq_len=None) -> np.ndarray:

@@ -29,22 +29,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bootstrap import percentile_interval
+from ..laws.bootstrap import percentile_interval
+from ..laws.forms import ChinchillaLaw, KaplanLaw, OvertrainLaw
+from ..observations.table import Observations, _listing, checkpoint_mask
 from .decide import Decision, Rule, decide, overall
 from .gates import evidence, stage_gates
-from .laws import ChinchillaLaw, KaplanLaw, OvertrainLaw
-from .observations import Observations, _listing, checkpoint_mask
-from .prepare import AVERAGE, prepare
-from .protocols import compare_protocols
-from .scales import Survival, proxy_accuracy, rank_stability, survival
-from .slices import COLUMNS as PRED_COLUMNS
-from .slices import (
+from .predict import COLUMNS as PRED_COLUMNS
+from .predict import (
     downstream_translation,
     near_chance_metrics,
     predict_metrics,
     prediction_rows,
     regression_table,
 )
+from .prepare import AVERAGE, prepare
+from .protocols import compare_protocols
+from .scales import Survival, proxy_accuracy, rank_stability, survival
 from .target import (
     VARIANTS,
     JointFit,

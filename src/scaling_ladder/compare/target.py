@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from .compute import optimal_params
-from .errors import InputError
-from .fitting import LawFit, fit, pair_metrics
-from .laws import Law, SigmoidLaw
-from .observations import checkpoint_mask
+from ..errors import InputError
+from ..laws.compute import optimal_params
+from ..laws.fit import LawFit, fit, pair_metrics
+from ..laws.forms import Law, SigmoidLaw
+from ..observations.table import checkpoint_mask
 from .scales import fmt_count
 
 VARIANTS = ("shared-exponents", "shared-E-exponents", "shared-E", "all-free")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .laws import Law
+from ..errors import InputError
+from ..laws.forms import Law
 from .scales import better_sign, reference_scale
 from .target import (
     JointFit,
@@ -80,7 +80,7 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
                     seed: int, level: float, min_gain: float,
                     tick: Callable[[int], None]) -> tuple[list[dict], dict[str, TaskLaw], list]:
     """Predictions at the target for every metric but the primary one (rows, task laws, notes)."""
-    from .fitting import fit
+    from ..laws.fit import fit
 
     rows: list[dict] = []
     tasks: dict[str, TaskLaw] = {}

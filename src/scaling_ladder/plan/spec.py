@@ -87,7 +87,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class _Spec(BaseModel):

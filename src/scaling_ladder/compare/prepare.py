@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .errors import InputError
-from .observations import Observations, _closest, _listing, from_frame
+from ..errors import InputError
+from ..observations.table import Observations, _closest, _listing, from_frame
 from .scales import final_values, per_scale_table
 
 AVERAGE = "ds/average"

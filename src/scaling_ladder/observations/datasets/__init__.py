@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from ..observations import Observations, read_observations
+from ..table import Observations, read_observations
 
 NAMES = ("chinchilla", "overtrain")
 

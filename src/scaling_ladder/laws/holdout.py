@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .fitting import LawFit
-from .laws import Law
-from .observations import Observations, checkpoint_mask
+from ..errors import InputError
+from ..observations.table import Observations, checkpoint_mask
+from .fit import LawFit
+from .forms import Law
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 from scipy.optimize import minimize
 
-from .errors import InputError
+from ..errors import InputError
 
 SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement uses all)
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}

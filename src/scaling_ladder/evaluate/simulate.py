@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .compare import CompareOptions, compare
-from .decide import Rule
-from .laws import ChinchillaLaw
-from .observations import from_frame
+from ..compare import CompareOptions, compare
+from ..compare.decide import Rule
+from ..laws.forms import ChinchillaLaw
+from ..observations.table import from_frame
 
 TRUTH = {"E": 1.9, "A": 450.0, "B": 1800.0, "alpha": 0.33, "beta": 0.31}
 

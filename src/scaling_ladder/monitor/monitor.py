@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .fitting import LawFit
-from .observations import FORMATS, Observations, read_observations
+from ..errors import InputError
+from ..laws.fit import LawFit
+from ..observations.table import FORMATS, Observations, read_observations
 from .signals import (
     SEVERITIES,
     Flag,

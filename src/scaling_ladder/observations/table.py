@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
 OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .laws import ChinchillaLaw
-from .observations import Observations, checkpoint_mask
-from .prepare import AVERAGE, check_inputs, with_average
-from .ranking import rank_agreement
-from .scales import final_values, fmt_count
-from .target import Target, fit_task_law, joint_fit, recipe_draws
+from ..compare.prepare import AVERAGE, check_inputs, with_average
+from ..compare.ranking import rank_agreement
+from ..compare.scales import final_values, fmt_count
+from ..compare.target import Target, fit_task_law, joint_fit, recipe_draws
+from ..errors import InputError
+from ..laws.forms import ChinchillaLaw
+from ..observations.table import Observations, checkpoint_mask
 
 
 @dataclass(frozen=True)

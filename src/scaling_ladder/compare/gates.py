@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
-from .laws import Law
+from .predict import prediction_rows
 from .scales import better_sign, fmt_count, survival
-from .slices import prediction_rows
 from .target import Target, joint_fit, recipe_draws
 
 

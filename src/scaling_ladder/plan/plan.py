@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .compute import training_flops
-from .errors import InputError
+from ..errors import InputError
+from ..laws.compute import training_flops
 from .sizes import (  # noqa: F401 - re-exported: the planner's vocabulary
     CONVENTIONS,
     PEAK_FLOPS,
@@ -416,7 +416,7 @@ def build_plan(spec: str | Path | dict | None = None, overrides: Sequence[str] =
         raw, text = read_toml(spec)
         where = str(spec)
     if data_dir is not None:
-        from .data import open_tokens
+        from ..data import open_tokens
 
         ds = open_tokens(data_dir)
         tok = ds.manifest["tokenizer"]

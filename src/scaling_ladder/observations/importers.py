@@ -55,8 +55,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, LadderError
-from .observations import Observations, validate
+from ..errors import InputError, LadderError
+from .table import Observations, validate
 
 _SPECIAL = ("step", "tokens", "params")
 _METRIC = re.compile(r"train|(val|ds)/\S+")

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ..errors import InputError
+from ..observations.table import Observations
 from .bootstrap import Interval, cluster_weights, percentile_interval
-from .errors import InputError
-from .laws import Law, law_from_dict
+from .forms import Law, law_from_dict
 from .objective import BOOT_OPTIONS, Problem, build_problem, public_names, public_values
-from .observations import Observations
 
 # ------------------------------------------------------------------------------ the results
 

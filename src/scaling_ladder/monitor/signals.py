@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .compute import isoflop
-from .errors import InputError
+from ..errors import InputError
+from ..laws.compute import isoflop
 
 SEVERITIES = ("fail", "warn", "info")
 

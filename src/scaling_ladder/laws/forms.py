@@ -147,7 +147,7 @@ class Law:
     # ---- fitting
     def fit(self, obs, **options):
         """Fit the law to observations; see :func:`scaling_ladder.fitting.fit` for options."""
-        from .fitting import fit
+        from .fit import fit
 
         return fit(self, obs, **options)
 
