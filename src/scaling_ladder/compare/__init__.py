@@ -34,26 +34,14 @@ from ..laws.forms import ChinchillaLaw, KaplanLaw, OvertrainLaw
 from ..observations.table import Observations, _listing, checkpoint_mask
 from .decide import Decision, Rule, decide, overall
 from .gates import evidence, stage_gates
+from .joint import VARIANTS, JointFit, compute_multiplier, joint_fit, recipe_draws
 from .predict import COLUMNS as PRED_COLUMNS
-from .predict import (
-    downstream_translation,
-    near_chance_metrics,
-    predict_metrics,
-    prediction_rows,
-    regression_table,
-)
+from .predict import downstream_translation, predict_metrics, prediction_rows
 from .prepare import AVERAGE, prepare
 from .protocols import compare_protocols
+from .regressions import near_chance_metrics, regression_table
 from .scales import Survival, proxy_accuracy, rank_stability, survival
-from .target import (
-    VARIANTS,
-    JointFit,
-    Target,
-    compute_multiplier,
-    joint_fit,
-    recipe_draws,
-    resolve_target,
-)
+from .target import Target, resolve_target
 
 LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw, "kaplan": KaplanLaw}
 

@@ -17,9 +17,10 @@ import pandas as pd
 
 from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
+from .joint import joint_fit, recipe_draws
 from .predict import prediction_rows
 from .scales import better_sign, fmt_count, survival
-from .target import Target, joint_fit, recipe_draws
+from .target import Target
 
 
 def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, surv,

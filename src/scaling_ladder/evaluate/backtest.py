@@ -5,7 +5,7 @@ that has the answer: hide every run above ``proxy_max_params``, predict the reci
 each hidden target scale, and score the predicted ordering against the observed one by
 pairwise decision accuracy. Three predictors are scored side by side:
 
-* **tool**: the joint fit of :mod:`scaling_ladder.target` per loss metric (sharing chosen by
+* **tool**: the joint fit of :mod:`scaling_ladder.compare.joint` per loss metric (sharing chosen by
   held-out error among the proxies), and for accuracies the two-step law through the decision
   metric (Bhagia et al. 2024, arXiv:2412.04403);
 * **naive**: the ranking at the largest proxy (same tokens per parameter as the target where
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..compare.joint import fit_task_law, joint_fit, recipe_draws
 from ..compare.prepare import AVERAGE, check_inputs, with_average
 from ..compare.ranking import rank_agreement
 from ..compare.scales import final_values, fmt_count
-from ..compare.target import Target, fit_task_law, joint_fit, recipe_draws
+from ..compare.target import Target
 from ..errors import InputError
 from ..laws.forms import ChinchillaLaw
 from ..observations.table import Observations, checkpoint_mask

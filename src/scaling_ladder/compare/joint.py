@@ -1,0 +1,274 @@
+"""The joint fit across recipes: each recipe at the target, P(beats baseline), compute multiplier.
+
+One law is fitted to all recipes at once with :func:`scaling_ladder.laws.fit.fit` and
+``by="recipe"``; which parameters the recipes share (the exponents; E and the exponents, so
+only the coefficients A, B differ; E alone; or none) is chosen by held-out error on the
+largest model size (Choshen et al. 2024's protocol).
+The run-clustered bootstrap of that fit resamples runs within each recipe, so every bootstrap
+draw gives one prediction per recipe; across draws:
+
+* ``P(recipe beats baseline)`` = share of draws where the recipe's predicted value is better;
+* the predicted delta ``recipe - baseline`` and its percentile CI;
+* the compute multiplier ``k``: the recipe reaches the baseline's target loss with ``k`` times
+  the target compute (``k < 1``: the recipe is better; ``1/k`` is its effective-compute gain),
+  solved along a fixed tokens-per-parameter path when the target is (N, D), or along each
+  recipe's compute-optimal path (Hoffmann et al. 2022, eq. 4) when the target is FLOPs.
+
+Accuracies follow the two-step ladder of Bhagia et al. (2024, arXiv:2412.04403): predicted loss,
+then a loss-to-accuracy sigmoid whose shape (a, b, k) is shared across recipes and whose midpoint
+``L0`` is per recipe, so a recipe may buy more or less accuracy per nat than the baseline.
+"""
+
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from ..errors import InputError
+from ..laws.compute import optimal_params
+from ..laws.fit import LawFit, fit, pair_metrics
+from ..laws.forms import Law, SigmoidLaw
+from ..observations.table import checkpoint_mask
+from .scales import fmt_count
+from .target import Target
+
+VARIANTS = ("shared-exponents", "shared-E-exponents", "shared-E", "all-free")
+_K_BOUNDS = (1e-4, 1e4)
+
+
+# ---------------------------------------------------------------------------- the joint fit
+
+
+def shared_of(law: Law, variant: str) -> tuple[str, ...]:
+    """Parameters the recipes share under a variant of the joint fit."""
+    if variant == "shared-exponents":
+        return tuple(law.exponents)
+    if variant == "shared-E-exponents":
+        return (("E",) if "E" in law.param_names else ()) + tuple(law.exponents)
+    if variant == "shared-E":
+        return ("E",) if "E" in law.param_names else ()
+    if variant == "all-free":
+        return ()
+    raise ValueError(f"The 'variants' option takes {', '.join(VARIANTS)}. Got {variant!r}.")
+
+
+@dataclass(frozen=True)
+class JointFit:
+    """The joint fit across recipes and how its sharing was chosen (held-out ARE by variant)."""
+
+    fit: LawFit | None
+    variant: str
+    errors: dict[str, float] = field(default_factory=dict)
+    held_out: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"variant": self.variant, "held_out_are": self.errors,
+                               "held_out": self.held_out, "notes": list(self.notes)}
+        if self.fit is not None:
+            out.update(law=self.fit.law.name, shared=list(self.fit.shared),
+                       params={k: float(v) for k, v in self.fit.params.items()},
+                       n_runs=self.fit.n_runs, n_points=self.fit.n_points,
+                       bootstrap=0 if self.fit.draws is None else len(self.fit.draws),
+                       fit_notes=list(self.fit.notes))
+        return out
+
+
+def unfittable(frame: pd.DataFrame, law: Law) -> dict[str, str]:
+    """Recipes a per-recipe law cannot be fitted to, each with the reason."""
+    out = {}
+    for recipe, g in frame.groupby("recipe"):
+        sizes = g["params"].nunique()
+        points = len(g[[k for k in law.inputs if k in g]].drop_duplicates())
+        if sizes < 2:
+            out[recipe] = f"{recipe} has {sizes} model size(s); a law in N needs at least 2"
+        elif points < len(law.param_names):
+            out[recipe] = (f"{recipe} has {points} distinct points for a "
+                           f"{len(law.param_names)}-parameter law")
+    return out
+
+
+def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
+              variants=VARIANTS, bootstrap: int = 100, seed: int = 0, n_starts: int = 3,
+              progress: Callable[[int, int], None] | None = None) -> JointFit:
+    """Choose the sharing variant by held-out error, then fit it with a bootstrap.
+
+    Held out: every run at the largest model size (fits on the smaller sizes); error: mean
+    absolute relative error of its final points (Choshen et al. 2024, arXiv:2410.11840).
+    Recipes a law cannot be fitted to are left out (said in the notes); no fit at all when
+    that includes ``baseline``.
+    """
+    notes: list[str] = []
+    skip = unfittable(frame, law)
+    if len(skip) == frame["recipe"].nunique() or baseline in skip:
+        why = skip.get(baseline) or next(iter(skip.values()), "no rows")
+        more = f" (and {len(skip) - 1} more recipes like it)" if len(skip) > 1 else ""
+        return JointFit(None, "", {}, "", (f"no joint fit: {why}{more}",))
+    if skip:
+        notes += [f"left out of the joint fit: {why}" for why in skip.values()]
+        frame = frame[~frame["recipe"].isin(list(skip))]
+    variants = [v for v in variants if v in VARIANTS  # a law without E: no E-sharing variants
+                and ("E" in law.param_names or "E" not in v.split("-"))] or ["shared-exponents"]
+    errors: dict[str, float] = {}
+    largest = frame["params"].max()
+    train, test = frame[frame["params"] < largest], frame[frame["params"] >= largest]
+    test = test[test["final"].to_numpy(bool) & test["recipe"].isin(train["recipe"].unique())]
+    held = f"runs at N = {fmt_count(largest)} (fitted on smaller sizes)"
+    if len(variants) > 1 and not unfittable(train, law) and not test.empty:
+        for v in variants:
+            try:
+                f = fit(law, train, by="recipe", shared=shared_of(law, v), n_starts=n_starts)
+                pred = np.concatenate([f.predict(group=r, params=g["params"].to_numpy(float),
+                                                 tokens=g["tokens"].to_numpy(float))
+                                       for r, g in test.groupby("recipe")])
+                obs = np.concatenate([g["value"].to_numpy(float)
+                                      for _, g in test.groupby("recipe")])
+                errors[v] = float(np.mean(np.abs(pred - obs) / obs))
+            except (InputError, ValueError):
+                errors[v] = float("inf")
+        chosen = min(variants, key=lambda v: (errors[v], VARIANTS.index(v)))
+    else:
+        chosen = variants[0]
+        if len(variants) > 1:
+            notes.append(f"sharing not chosen by held-out error (too few sizes below "
+                         f"{fmt_count(largest)}): {chosen}")
+            held = ""
+    full = fit(law, frame, by="recipe", shared=shared_of(law, chosen), bootstrap=bootstrap,
+               seed=seed, n_starts=n_starts, progress=progress)
+    return JointFit(full, chosen, errors, held if errors else "", tuple(notes))
+
+
+# --------------------------------------------------------------------- predictions per draw
+
+
+def _optimal_value(law: Law, p: dict[str, float], flops: float) -> float:
+    n = optimal_params(law, p, flops)
+    return float(law(p, params=n, tokens=flops / (6.0 * n)))
+
+
+def _value(law: Law, p: dict[str, float], target: Target) -> float:
+    if target.path == "compute-optimal":
+        return _optimal_value(law, p, target.flops)
+    return float(law(p, params=target.params, tokens=target.tokens))
+
+
+def recipe_draws(jf: LawFit, target: Target, recipes: list[str]) -> dict[str, tuple]:
+    """Per recipe: (point prediction, draws (B,)) at the target; draws are NaN where failed."""
+    out = {}
+    for r in recipes:
+        point = _value(jf.law, jf.group_params(r), target)
+        if jf.draws is None:
+            out[r] = (point, np.empty(0))
+            continue
+        if target.path == "tokens-per-param":
+            with np.errstate(all="ignore"):
+                out[r] = (point, jf.predict_draws(group=r, params=target.params,
+                                                  tokens=target.tokens).astype(float))
+            continue
+        vals = []
+        for p in jf.draw_params(r):
+            try:
+                vals.append(_value(jf.law, p, target))
+            except (ValueError, FloatingPointError):
+                vals.append(np.nan)
+        out[r] = (point, np.asarray(vals, dtype=float))
+    return out
+
+
+def _multiplier(law: Law, pr: dict, pb: dict, target: Target) -> float:
+    """k with L_recipe(k C) = L_baseline(C) along the target's path (inf if never reached)."""
+    goal = _value(law, pb, target)
+
+    def gap(log_k: float) -> float:
+        k = math.exp(log_k)
+        if target.path == "compute-optimal":
+            return _optimal_value(law, pr, k * target.flops) - goal
+        s = math.sqrt(k)  # C = 6 r N^2 at fixed r = D/N: N and D both scale with sqrt(k)
+        return float(law(pr, params=target.params * s, tokens=target.tokens * s)) - goal
+
+    lo, hi = math.log(_K_BOUNDS[0]), math.log(_K_BOUNDS[1])
+    g_lo, g_hi = gap(lo), gap(hi)
+    if not (math.isfinite(g_lo) and math.isfinite(g_hi)):
+        return float("nan")
+    if g_lo <= 0:
+        return _K_BOUNDS[0]
+    if g_hi > 0:
+        return float("inf")
+    return math.exp(brentq(gap, lo, hi, xtol=1e-6))
+
+
+def compute_multiplier(jf: LawFit, target: Target, recipe: str, baseline: str):
+    """Point and bootstrap draws of the compute multiplier of ``recipe`` (see module doc)."""
+    law = jf.law
+    point = _multiplier(law, jf.group_params(recipe), jf.group_params(baseline), target)
+    if jf.draws is None:
+        return point, np.empty(0)
+    draws = []
+    for p, q in zip(jf.draw_params(recipe), jf.draw_params(baseline), strict=True):
+        try:
+            draws.append(_multiplier(law, p, q, target))
+        except (ValueError, FloatingPointError):
+            draws.append(np.nan)
+    return point, np.asarray(draws, dtype=float)
+
+
+def summarize_draws(point_r, draws_r, point_b, draws_b, *, higher_is_better: bool,
+                    level: float, min_gain: float = 0.0) -> dict[str, Any]:
+    """Predicted value, delta (recipe - baseline), CIs and P(gain > min_gain) from draws."""
+    alpha = (1 - level) / 2
+    out: dict[str, Any] = {"predicted": point_r, "predicted_delta": point_r - point_b}
+    ok = np.isfinite(draws_r) & np.isfinite(draws_b) if len(draws_r) else np.zeros(0, bool)
+    if ok.sum() < 2:
+        nan = float("nan")
+        out.update(predicted_ci=(nan, nan), ci=(nan, nan), p_beats=nan, n_draws=int(ok.sum()))
+        return out
+    d = draws_r[ok] - draws_b[ok]
+    gain = d if higher_is_better else -d
+    out["predicted_ci"] = tuple(float(v) for v in np.quantile(draws_r[ok], [alpha, 1 - alpha]))
+    out["ci"] = tuple(float(v) for v in np.quantile(d, [alpha, 1 - alpha]))
+    out["p_beats"] = float(np.mean(gain > min_gain) + 0.5 * np.mean(gain == min_gain))
+    out["n_draws"] = int(ok.sum())
+    return out
+
+
+# ---------------------------------------------------------------------- two-step accuracy
+
+
+@dataclass(frozen=True)
+class TaskLaw:
+    """Loss-to-accuracy sigmoid of one task: shape shared, midpoint L0 per recipe."""
+
+    metric: str
+    fit: LawFit
+
+    def l0(self, recipe: str) -> float:
+        return float(self.fit.group_params(recipe)["L0"])
+
+    def accuracy_draws(self, recipe: str, losses: np.ndarray) -> np.ndarray:
+        """Accuracy for each loss draw, pairing draw i with sigmoid draw i mod B."""
+        law = self.fit.law
+        if self.fit.draws is None or not len(self.fit.draws):
+            return law(self.fit.group_params(recipe), loss=losses)
+        ps = self.fit.draw_params(recipe)
+        return np.array([float(law(ps[i % len(ps)], loss=v)) for i, v in enumerate(losses)])
+
+
+def fit_task_law(frame: pd.DataFrame, *, loss_metric: str, metric: str, bootstrap: int,
+                 seed: int) -> TaskLaw:
+    """Step 2 of Bhagia et al. (2024): accuracy vs the primary loss, later checkpoints only."""
+    rows = frame[frame["metric"].isin([loss_metric, metric])]
+    rows = rows[checkpoint_mask(rows, "drop-first:0.1")]
+    paired = pair_metrics(rows, loss_metric=loss_metric, metric=metric)
+    if paired["recipe"].nunique() < 2 or len(paired) < 6:
+        raise InputError(None, f"too few runs pair {metric} with {loss_metric}",
+                         column="metric", fix="log both metrics at the same checkpoints")
+    f = fit(SigmoidLaw(), paired, by="recipe", shared=("a", "b", "k"), bootstrap=bootstrap,
+            seed=seed, n_starts=2)
+    return TaskLaw(metric, f)
