@@ -158,6 +158,7 @@ class Comparison:
     options: CompareOptions
     notes: tuple[str, ...] = ()
     set_aside: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # what a reader must see before the decision, most severe first
 
     def recipe_summary(self, recipe: str) -> dict[str, Any]:
         """The per-recipe block of the JSON: decision, P(beats), delta, CI, multiplier."""
@@ -191,6 +192,7 @@ class Comparison:
                                 & (self.predictions["recipe"] == self.baseline)]
         return _plain({
             "decision": self.decision, "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
             "baseline": self.baseline, "metric": self.metric, "kind": self.kind,
             "sign_convention": "delta = recipe - baseline in the metric's units (loss: negative "
                                "is better; accuracy: positive is better); gain = improvement",
