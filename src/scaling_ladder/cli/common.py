@@ -4,17 +4,12 @@ JSON output and progress bars."""
 from __future__ import annotations
 
 import functools
-import json
-import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -23,6 +18,7 @@ from rich.text import Text
 
 from .. import datasets
 from ..errors import InputError, LadderError
+from ..files import json_text, write_atomic
 from ..laws.forms import LAWS
 from ..observations.table import Observations, read_observations
 
@@ -102,30 +98,12 @@ def fixed_params(items: list[str] | None) -> dict[str, float]:
 
 
 def write_json(target: str, payload: dict[str, Any]) -> None:
-    text = json.dumps(jsonable(payload), indent=2, allow_nan=False)
+    """``payload`` as strict JSON to the file ``target`` (atomically), or to stdout for ``-``."""
+    text = json_text(payload, indent=2) + "\n"
     if target == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
         return
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, path)
-
-
-def jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    return x
+    write_atomic(target, text)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import LadderError
+from ..files import write_atomic
 from ..report.cells import count
 from .common import (
     DataTable,
@@ -147,8 +148,7 @@ def plan(
     result = build_plan(spec, overrides + list(set_ or []), data_dir=data,
                         device=device_named(device, workers))
     if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(result.to_toml(), encoding="utf-8")
+        write_atomic(out_path, result.to_toml())
     if emit_json(json_out, result.to_dict()):
         return
     out.print(_plan_table(result))

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..files import plain as _plain
 from ..laws.bootstrap import percentile_interval
 from ..laws.forms import ChinchillaLaw, KaplanLaw, OvertrainLaw
 from ..observations.table import Observations, _listing, checkpoint_mask
@@ -108,25 +109,6 @@ class CompareOptions:
 
 
 # ------------------------------------------------------------------------------ the result
-
-
-def _plain(x: Any) -> Any:
-    """Plain JSON values: numpy scalars to Python, NaN and inf to None, tuples to lists."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, pd.DataFrame):
-        return _plain(x.to_dict(orient="records"))
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if np.isfinite(x) else None
-    if x is pd.NA or x is None:
-        return None
-    return x
 
 
 @dataclass(frozen=True)

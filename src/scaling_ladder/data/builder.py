@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..files import write_atomic, write_json
 from .filters import FilterChain, label
 from .recipes import RecipeFile, TokenizerSpec, load_recipes, mixture_plan
 from .sources import SourceReader, is_val, resolve_paths, uniform
@@ -32,8 +33,7 @@ from .tokenfiles import (
     BuildState,
     key_of,
     read_index,
-    write_atomic,
-    write_json,
+    write_hashed,
     write_tokens,
 )
 from .tokenizers import BPETokenizer, ByteTokenizer, Tokenizer
@@ -183,7 +183,7 @@ def _tokenizer(cfg: RecipeFile, readers: dict[str, SourceReader], out: Path,
         return BPETokenizer.load(out / "tokenizer.json")
     progress("train BPE", 0, 1)
     tok = BPETokenizer.train(texts, spec.vocab)
-    sha = write_atomic(out / "tokenizer.json", tok._text.encode("utf-8"))
+    sha = write_hashed(out / "tokenizer.json", tok._text.encode("utf-8"))
     state.record("tokenizer.json", key, sha)
     return tok
 
@@ -335,7 +335,7 @@ def _build_recipe(name: str, cfg: RecipeFile, built: dict[str, _Source], tok: To
     np.save(buf, np.stack([src_idx, doc_idx], axis=1).astype(np.int64))
     plan_rel = f"{name}/documents.npy"
     if not state.done(plan_rel, key):
-        state.record(plan_rel, key, write_atomic(out / plan_rel, buf.getvalue()))
+        state.record(plan_rel, key, write_hashed(out / plan_rel, buf.getvalue()))
     shards = _write_recipe_shards(name, order, src_idx, doc_idx, lens, built, tok, out, state,
                                   key, cfg.build.shard_tokens, progress)
     total = int(lens.sum())

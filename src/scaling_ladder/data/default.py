@@ -31,6 +31,8 @@ import sysconfig
 import tokenize
 from pathlib import Path
 
+from ..files import open_atomic, write_atomic, write_json
+
 SOURCES = ("stdlib-code", "stdlib-prose", "grammar-simple", "grammar-rich")
 GENERATOR = "scaling-ladder default corpus v1"
 BUDGET = {"stdlib-code": 2_000_000, "stdlib-prose": 1_000_000, "grammar-simple": 1_000_000,
@@ -76,7 +78,7 @@ def default_recipes(directory: str | Path | None = None, *, scale: float = 1.0,
               '  { source = "*", kind = "exact_dedup" },',
               '  { source = "stdlib-code", kind = "near_dedup", threshold = 0.8 },', "]", ""]
     out = directory / "recipes.toml"
-    out.write_text("\n".join(lines), encoding="utf-8")
+    write_atomic(out, "\n".join(lines))
     return out
 
 
@@ -106,13 +108,12 @@ def default_corpus(directory: str | Path, *, scale: float = 1.0, seed: int = 0
                               budget["grammar-rich"]),
     }
     for name, texts in docs.items():
-        paths[name].parent.mkdir(parents=True, exist_ok=True)
-        with open(paths[name], "w", encoding="utf-8") as fh:
+        with open_atomic(paths[name]) as fh:
             for text in texts:
                 fh.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-    stamp.write_text(json.dumps({"key": key, "licences": {
+    write_json(stamp, {"key": key, "licences": {
         "stdlib-code": "PSF-2.0", "stdlib-prose": "PSF-2.0", "grammar-simple": "MIT",
-        "grammar-rich": "MIT"}}, indent=1))
+        "grammar-rich": "MIT"}})
     return paths
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files import write_atomic, write_json
 
 FORMAT = "scaling-ladder-tokens"
 VERSION = 1
@@ -31,26 +30,18 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes | memoryview) -> str:
-    """Write ``data`` to ``path`` through a temporary file; return its SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
-    os.replace(tmp, path)
+def write_hashed(path: Path, data: bytes | memoryview) -> str:
+    """Write ``data`` to ``path`` atomically (:func:`scaling_ladder.files.write_atomic`);
+    return its SHA-256, which the build state records."""
+    write_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
 def write_tokens(path: Path, tokens: np.ndarray, ends: np.ndarray | None = None) -> str:
     """A token array (and its document ends as ``.idx``); returns the token file's SHA-256."""
     if ends is not None:
-        write_atomic(path.with_suffix(".idx"), np.ascontiguousarray(ends, "<i8").data)
-    return write_atomic(path, np.ascontiguousarray(tokens).data)
-
-
-def write_json(path: Path, payload: dict) -> None:
-    write_atomic(path, (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode())
+        write_hashed(path.with_suffix(".idx"), np.ascontiguousarray(ends, "<i8").data)
+    return write_hashed(path, np.ascontiguousarray(tokens).data)
 
 
 def read_index(path: Path) -> np.ndarray:

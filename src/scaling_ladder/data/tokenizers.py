@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomic
+
 EOS_TEXT = "<|endoftext|>"
 # GPT-2's pre-tokenizer regex, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|
 # ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, written out for ASCII text, where \p{L} is [A-Za-z],
@@ -131,7 +133,7 @@ class BPETokenizer:
         return cls(Tokenizer.from_str(text), text)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self._text, encoding="utf-8")
+        write_atomic(path, self._text)
 
     @property
     def sha256(self) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..files import open_atomic
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
 OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")
@@ -445,20 +446,21 @@ def _check_duplicates(frame, path, where) -> tuple[pd.DataFrame, list[tuple[str,
 
 
 def write_observations(frame: pd.DataFrame | Observations, path: str | Path) -> None:
-    """Write a table as CSV, Parquet or JSON Lines, chosen by the suffix of ``path``."""
+    """Write a table as CSV, Parquet or JSON Lines, chosen by the suffix of ``path``, atomically
+    (:func:`scaling_ladder.files.open_atomic`)."""
     if isinstance(frame, Observations):
         frame = frame.frame
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"Cannot write {path}: the suffix must be .csv, .jsonl or .parquet.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_json(path, orient="records", lines=True, double_precision=15)
+    with open_atomic(path, "wb" if fmt == "parquet" else "w") as fh:
+        if fmt == "csv":
+            frame.to_csv(fh, index=False)
+        elif fmt == "parquet":
+            frame.to_parquet(fh, index=False)
+        else:
+            frame.to_json(fh, orient="records", lines=True, double_precision=15)
 
 
 def _listing(values, limit: int = 6) -> str:

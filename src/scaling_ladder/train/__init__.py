@@ -22,14 +22,13 @@ Importing this package does not import torch; a run does, in its worker.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic, write_json
 from ..plan.plan import Plan
 from .config import TrainOptions, options_from
 from .executors import LocalExecutor, RayExecutor, make_executor
@@ -106,7 +105,7 @@ def train_ladder(plan: Plan, data_dir: str | Path, out_dir: str | Path, *,
     if not runs:
         raise ValueError("Every run of the plan is a placeholder of a top-k stage: fill it "
                          "with Plan.with_recipes, or train an earlier stage.")
-    _write(out_dir / "plan.toml", plan.to_toml())
+    write_atomic(out_dir / "plan.toml", plan.to_toml())
     run_dirs = {r.name: out_dir / "runs" / r.name for r in runs}
     jobs = [(r.to_dict(), str(Path(data_dir).resolve()), str(run_dirs[r.name].resolve()),
              options.model_dump()) for r in runs]
@@ -146,7 +145,7 @@ def train_ladder(plan: Plan, data_dir: str | Path, out_dir: str | Path, *,
     result = LadderResult(out_dir, obs, tuple(results[r.name] for r in runs),
                           time.perf_counter() - t0, {"kind": exe.name, **exe.resources()},
                           skipped)
-    _write(out_dir / "ladder.json", json.dumps(result.to_dict(), indent=1, default=str) + "\n")
+    write_json(out_dir / "ladder.json", result.to_dict())
     return result
 
 
@@ -169,7 +168,7 @@ def _merge(out_dir: Path, runs, run_dirs: dict[str, Path]) -> Path:
                 # a run still writing may have a line cut short: keep whole lines only
                 parts.append(text[: text.rfind("\n") + 1])
     path = out_dir / "observations.jsonl"
-    _write(path, "".join(parts))
+    write_atomic(path, "".join(parts))
     return path
 
 
@@ -178,10 +177,3 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -15,12 +15,13 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..files import open_atomic
 
 MAGIC = b"SLCKPT1 "
 _NAME = re.compile(r"^step-(\d{8})\.ckpt$")
@@ -47,30 +48,10 @@ def save(directory: str | Path, step: int, state: dict[str, Any]) -> Path:
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
     final = path_for(directory, step)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + digest + b"\n")
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(directory)
+    with open_atomic(final, "wb") as fh:
+        fh.write(MAGIC + digest + b"\n")
+        fh.write(payload)
     return final
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not every platform opens directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from ..files import write_json
 
 Job = tuple[dict, str, str, dict]  # run spec, data dir, run dir, options
 Poll = Callable[[], None]
@@ -87,8 +88,8 @@ class LocalExecutor:
         run_dir = Path(job[2])
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "result.json").unlink(missing_ok=True)
-        _write_json(run_dir / "job.json", {"run": job[0], "data_dir": job[1],
-                                           "options": job[3]})
+        write_json(run_dir / "job.json", {"run": job[0], "data_dir": job[1],
+                                          "options": job[3]})
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
@@ -106,13 +107,6 @@ def _result(job: Job, returncode: int) -> dict:
     except (OSError, ValueError):
         return failed(job[0]["name"], f"the worker exited with status {returncode} before "
                       f"finishing; see {Path(job[2]) / 'worker.log'}")
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh)
-    os.replace(tmp, path)
 
 
 class RayExecutor:
@@ -210,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                "options": options_from({}, args.set).model_dump()}
     result = run_job(job["run"], job["data_dir"], str(run_dir), job["options"])
     if int(os.environ.get("RANK", 0)) == 0:
-        _write_json(run_dir / "result.json", result)
+        write_json(run_dir / "result.json", result)
     return 0 if result["state"] != "failed" else 1
 
 

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import platform
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ import torch
 
 from ..data import bits_per_byte, open_tokens
 from ..errors import InputError
+from ..files import write_atomic, write_json
 from ..laws.compute import training_flops
 from ..plan.plan import RunSpec, cooldown_branches
 from ..plan.sizes import peak_flops_for
@@ -271,7 +271,7 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
     ckpt_dir, obs_path = run_dir / "checkpoints", run_dir / "observations.jsonl"
     base_row = _base_row(run, hardware, ds)
     if writer:
-        _write_json(run_dir / "config.json", {"run": run.to_dict(),
+        write_json(run_dir / "config.json", {"run": run.to_dict(),
                     "options": options.model_dump(), "hardware": hardware,
                     "data": {"dir": str(Path(data_dir).resolve()),
                              "tokenizer": ds.manifest["tokenizer"]},
@@ -404,7 +404,7 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
         for r in rows:
             r.update(cooldown_of=run.name, cooldown=b.fraction)
         if writer:
-            _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+            write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
     # --- the summary -------------------------------------------------------------------------
     final_rows = [json.loads(line) for line in obs_path.read_text().splitlines()
@@ -417,7 +417,7 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
         gns_tokens=stats["gns_s"] / stats["gns_g2"] if stats["gns_g2"] > 0 else None,
         seconds=time.perf_counter() - t_start, resumed_from=start or None)
     if writer:
-        _write_json(summary_path, result.to_dict())
+        write_json(summary_path, result.to_dict())
         _status(run_dir, run, "done", run.steps, stats)
         log.info("done: %s", json.dumps(result.to_dict()))
     for h in list(log.handlers):
@@ -507,7 +507,7 @@ def _reconcile(path: Path, step: int, ckpt_rows: list[dict]) -> None:
             if row.get("step", 0) < step:
                 keep.append(line + "\n")
     keep += [json.dumps(r) + "\n" for r in ckpt_rows]
-    _write_text(path, "".join(keep))
+    write_atomic(path, "".join(keep))
 
 
 def _append(path: Path, rows: list[dict]) -> None:
@@ -519,19 +519,6 @@ def _append(path: Path, rows: list[dict]) -> None:
 
 def _status(run_dir: Path, run: RunSpec, state: str, step: int, stats: dict) -> None:
     tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
-    _write_json(run_dir / "status.json", {"run": run.name, "state": state, "step": step,
-                                          "steps": run.steps, "tokens_per_s": tps,
-                                          "time": time.time()})
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    _write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
+    write_json(run_dir / "status.json", {"run": run.name, "state": state, "step": step,
+                                         "steps": run.steps, "tokens_per_s": tps,
+                                         "time": time.time()})
