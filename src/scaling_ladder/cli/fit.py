@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
+from ..format import count
 from ..laws.compute import isoflop as isoflop_analysis
 from ..laws.compute import optimal as optimal_allocation
 from ..laws.fit import LawFit
@@ -127,7 +128,7 @@ def holdout(
                           loss=loss)
     if emit_json(json_out, result.to_dict()):
         return
-    t = DataTable(title=f"Hold-out: {law} fitted below N = {result.target_params:.4g}",
+    t = DataTable(title=f"Hold-out: {law} fitted below N = {count(result.target_params)}",
                   caption="ARE = mean |L - L_hat| / L over the targets (lower is better)")
     for col in ("", "ARE", "fitted points", "target points"):
         t.add_column(col, justify="right" if col else "left")
@@ -168,8 +169,8 @@ def optimal(
     for k, label in (("params", "N* (params)"), ("tokens", "D* (tokens)"),
                      ("tokens_per_param", "tokens per parameter"), ("loss", "loss")):
         ci = result.ci.get(k)
-        t.add_row(label, fmt(getattr(result, k)),
-                  fmt_ci(ci))
+        f = count if k in ("params", "tokens") else fmt
+        t.add_row(label, f(getattr(result, k)), f"[{f(ci.lo)}, {f(ci.hi)}]" if ci else "—")
     out.print(t)
     print_notes(result.notes)
 
@@ -199,7 +200,7 @@ def isoflop(
     for col in ("FLOPs", "runs", "N*", "D*", "loss at N*"):
         t.add_column(col, justify="right")
     for b in result.budgets:
-        t.add_row(f"{b['flops']:.3g}", str(b["n_runs"]), fmt(b["params"]), fmt(b["tokens"]),
+        t.add_row(f"{b['flops']:.3g}", str(b["n_runs"]), count(b["params"]), count(b["tokens"]),
                   f"{b['loss']:.4f}")
     out.print(t)
     print_notes(result.notes)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import LadderError
 from ..files import write_atomic
-from ..report.cells import count
+from ..format import count, duration, sci
 from .common import (
     DataTable,
     JsonOut,
@@ -61,7 +61,7 @@ def _plan_overrides(**flags: Any) -> list[str]:
 def _plan_table(p) -> DataTable:
     untied = any(r.params_no_input_embed != r.params_total for r in p.runs)
     vocab = p.runs[0].vocab_size if p.runs else p.spec.vocab_size
-    t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {_sci(p.flops)} FLOPs "
+    t = DataTable(title=f"Ladder {p.spec.experiment}: {len(p.runs)} runs, {sci(p.flops)} FLOPs "
                   f"({100 * p.flops / p.target_flops:.2g}% of the target's)",
                   caption=f"N = {p.spec.params_convention} parameters (drives tokens = k N); "
                   f"vocabulary {vocab}; FLOPs with the attention term, head included; time on "
@@ -82,21 +82,8 @@ def _plan_table(p) -> DataTable:
                   count(r.params_nonembed),
                   *([count(r.params_no_input_embed)] if untied else []),
                   count(tokens), f"{lr:.3g}", f"{r.batch_sequences}x{r.seq_len}",
-                  str(r.steps), _sci(r.flops), _sci(r.flops_6nd), duration(r.seconds * len(rs)))
+                  str(r.steps), sci(r.flops), sci(r.flops_6nd), duration(r.seconds * len(rs)))
     return t
-
-
-def _sci(x: float) -> str:
-    return f"{x:.3g}".replace("e+", "e")
-
-
-def duration(seconds: float) -> str:
-    """Seconds as the largest whole unit that reads well: 45 s, 12 min, 3.2 h, 4.1 d."""
-    for div, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= 2 * div:
-            return f"{seconds / div:.2g} {unit}" if seconds < 10 * div else \
-                f"{seconds / div:.0f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 @app.command()
@@ -153,7 +140,7 @@ def plan(
         return
     out.print(_plan_table(result))
     out.print(f"estimated time: {duration(result.wall_seconds())} on {result.device.workers} "
-              f"worker(s), {_sci(sum(r.seconds for r in result.runs) / 3600)} device hours")
+              f"worker(s), {sci(sum(r.seconds for r in result.runs) / 3600)} device hours")
     print_notes(result.notes)
     if out_path:
         out.print(f"wrote {out_path}")

@@ -21,19 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..format import count as fmt_count
 from .ranking import decision_accuracy, rank_agreement
 
 MIN_BOOTSTRAP_SEEDS = 10  # below this a percentile bootstrap undercovers: use t intervals
 _LAST_CHECKPOINTS = 5
-
-
-def fmt_count(x: float) -> str:
-    """``4.116e8`` -> ``412M``: three significant digits and a K/M/B/T suffix."""
-    x = float(x)
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def _clusters(logv: np.ndarray, tol: float) -> np.ndarray:

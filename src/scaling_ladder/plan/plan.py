@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..format import count
 from ..laws.compute import training_flops
 from .sizes import (  # noqa: F401 - re-exported: the planner's vocabulary
     CONVENTIONS,
@@ -232,7 +233,7 @@ def _sizes(spec: PlanSpec) -> tuple[list[Shape], list[str]]:
                 shapes.append(best)
         if len(shapes) < s.count:
             raise InputError(None, f"the size table has {len(shapes)} distinct shapes between "
-                             f"{lo:.3g} and {hi:.3g} parameters, fewer than sizes.count = "
+                             f"{count(lo)} and {count(hi)} parameters, fewer than sizes.count = "
                              f"{s.count}", column="sizes",
                              fix="widen min_params..max_params, lower count or give shapes")
     shapes = sorted(shapes, key=lambda t: t.params(spec.vocab_size, tied=spec.tied))
