@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import scaling_ladder as sl
-from scaling_ladder.laws.compute import optimal_params
+from scaling_ladder.laws.compute import flops_6nd, optimal_params, tokens_6nd
 
 TRUTH = {"E": 1.82, "A": 478.0, "B": 2143.0, "alpha": 0.347, "beta": 0.367}
 
@@ -19,6 +19,24 @@ def test_flops_by_hand():
     assert c == (6 * 124e6 + 56_623_104) * 1e9
     with pytest.raises(ValueError, match="needs all of n_layers, d_model and seq_len"):
         sl.training_flops(1e6, 1e6, n_layers=2)
+
+
+def test_flops_6nd_is_vectorised_and_tokens_6nd_inverts_it():
+    n, d = np.array([1e8, 4e8, 7e10]), np.array([2e9, 8e9, 1.4e12])
+    c = flops_6nd(n, d)
+    np.testing.assert_array_equal(c, 6.0 * n * d)
+    np.testing.assert_allclose(tokens_6nd(c, n), d, rtol=1e-15)
+    assert flops_6nd(pd.Series([1e9]), pd.Series([2e10]))[0] == sl.training_flops(1e9, 2e10)
+    assert float(flops_6nd(70e9, 1.4e12)) == pytest.approx(5.88e23)  # Chinchilla's budget
+
+
+def test_given_flops_are_the_truth_and_6nd_fills_only_the_gaps(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("run,params,tokens,flops,metric,value\n"
+                    "a,100,1000,9e5,train,3.0\n"   # the trainer's count, with attention
+                    "b,200,1000,,train,2.9\n")
+    got = sl.read_observations(path).frame.set_index("run")["flops"]
+    assert got["a"] == 9e5 and got["b"] == flops_6nd(200, 1000) == 1.2e6
 
 
 def test_closed_form_matches_a_numerical_search():

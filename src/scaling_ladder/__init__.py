@@ -11,7 +11,14 @@ from .errors import InputError, LadderError
 from .evaluate.backtest import Backtest, backtest
 from .evaluate.simulate import LadderDesign, Simulation, simulate, simulate_ladder
 from .laws.bootstrap import Interval
-from .laws.compute import Allocation, IsoFlopResult, isoflop, optimal, training_flops
+from .laws.compute import (
+    Allocation,
+    IsoFlopResult,
+    flops_6nd,
+    isoflop,
+    optimal,
+    training_flops,
+)
 from .laws.fit import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
 from .laws.forms import (
     ChinchillaLaw,
@@ -33,7 +40,8 @@ from .plan.plan import Plan, make_plan
 
 __all__ = [
     "Allocation", "chain", "ChainFit", "ChinchillaLaw", "DataConstrainedLaw", "datasets",
-    "ExponentialErrorLaw", "fit", "from_frame", "holdout", "HoldoutResult", "InputError",
+    "ExponentialErrorLaw", "fit", "flops_6nd", "from_frame", "holdout", "HoldoutResult",
+    "InputError",
     "Interval", "KaplanLaw", "isoflop", "IsoFlopResult", "LadderError", "Law", "LawFit", "make_law",
     "Observations", "optimal", "OvertrainLaw", "pair_metrics", "PowerLaw", "Prediction",
     "read_observations", "read_tensorboard", "read_wandb_csv", "SigmoidLaw", "training_flops",

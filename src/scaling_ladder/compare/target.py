@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .scales import fmt_count
+from ..format import count
+from ..laws.compute import flops_6nd
 
 # ------------------------------------------------------------------------------- the target
 
@@ -26,7 +27,7 @@ class Target:
     def label(self) -> str:
         if self.path == "compute-optimal":
             return f"C = {self.flops:.3g} FLOPs (compute-optimal N, D per recipe)"
-        return f"N = {fmt_count(self.params)}, D = {fmt_count(self.tokens)} tokens"
+        return f"N = {count(self.params)}, D = {count(self.tokens)} tokens"
 
     def to_dict(self) -> dict[str, Any]:
         return {"params": self.params, "tokens": self.tokens, "flops": self.flops,
@@ -49,8 +50,9 @@ def resolve_target(*, params: float | None, tokens: float | None, flops: float |
         raise ValueError("The target needs both target_params and target_tokens (or give "
                          "target_flops for a compute-optimal target).")
     if params is not None:
-        return Target(float(params), float(tokens), 6.0 * params * tokens, "tokens-per-param")
+        return Target(float(params), float(tokens), float(flops_6nd(params, tokens)),
+                      "tokens-per-param")
     if default is None:
         raise ValueError("No target given and no scale to default to.")
     n, d = default
-    return Target(float(n), float(d), 6.0 * n * d, "tokens-per-param", given=False)
+    return Target(float(n), float(d), float(flops_6nd(n, d)), "tokens-per-param", given=False)

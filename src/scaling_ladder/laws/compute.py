@@ -13,22 +13,43 @@ from ..observations.table import Observations
 from .bootstrap import Interval, percentile_interval
 
 
+def flops_6nd(params, tokens) -> np.ndarray:
+    """Training compute ``C = 6 N D``: the one FLOPs formula of the analysis.
+
+    Kaplan et al. (2020), section 2.1 (arXiv:2001.08361), and Hoffmann et al. (2022)
+    (arXiv:2203.15556): a forward and backward pass cost about 6 FLOPs per parameter per
+    token. Vectorised over ``params`` and ``tokens`` (numbers, arrays or columns).
+
+    The observation table's ``flops`` column, when a row gives it, is the truth (the trainer
+    writes :func:`training_flops`, with the attention term); this formula fills it only where
+    it is missing, and places compute budgets where only N and D are known.
+    """
+    return 6.0 * np.asarray(params, dtype=float) * np.asarray(tokens, dtype=float)
+
+
+def tokens_6nd(flops, params) -> np.ndarray:
+    """The tokens ``D = C / 6N`` that a budget ``C`` buys a model of ``N`` parameters: the
+    inverse of :func:`flops_6nd` (Hoffmann et al. 2022, the IsoFLOP and compute-optimal
+    paths)."""
+    return np.asarray(flops, dtype=float) / (6.0 * np.asarray(params, dtype=float))
+
+
 def training_flops(params, tokens, *, n_layers=None, d_model=None, seq_len=None) -> np.ndarray:
-    """Training FLOPs: ``6 N D``, plus the attention term when the shape is known.
+    """Training FLOPs: ``6 N D`` (:func:`flops_6nd`), plus the attention term when the shape
+    is known.
 
     Kaplan et al. (2020), Table 1 (arXiv:2001.08361): a forward pass costs
     ``2 N + 2 n_layer n_ctx d_model`` FLOPs per token and training three times that, so
-    ``C = (6 N + 6 n_layer n_ctx d_model) D``. The attention term dominates small models with
+    ``C = 6 (N + n_layer n_ctx d_model) D``. The attention term dominates small models with
     long contexts, where 6ND understates compute several-fold.
     """
-    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
-    per_token = 6.0 * n
     shape = (n_layers, d_model, seq_len)
-    if any(v is not None for v in shape):
-        if any(v is None for v in shape):
-            raise ValueError("The attention term needs all of n_layers, d_model and seq_len.")
-        per_token = per_token + 6.0 * n_layers * seq_len * d_model
-    return per_token * d
+    if all(v is None for v in shape):
+        return flops_6nd(params, tokens)
+    if any(v is None for v in shape):
+        raise ValueError("The attention term needs all of n_layers, d_model and seq_len.")
+    # the attention term costs what n_layer n_ctx d_model more parameters would
+    return flops_6nd(np.asarray(params, dtype=float) + n_layers * seq_len * d_model, tokens)
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ def optimal_params(law, p: dict[str, float], flops: float) -> float:
 
     def f(log_n):
         n = np.exp(log_n)
-        return float(law(p, params=n, tokens=flops / (6.0 * n)))
+        return float(law(p, params=n, tokens=tokens_6nd(flops, n)))
 
     hi = np.log(flops / 6.0)
     res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-10})
@@ -91,14 +112,14 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
                          "allocation", fix="fit chinchilla or overtrain")
     p = fit.group_params(group)
     n = optimal_params(law, p, flops)
-    d = flops / (6.0 * n)
+    d = float(tokens_6nd(flops, n))
     loss = float(law(p, params=n, tokens=d))
     ci, notes = {}, []
     if fit.draws is not None and len(fit.draws):
         rows = []
         for q in fit.draw_params(group):
             nb = optimal_params(law, q, flops)
-            db = flops / (6.0 * nb)
+            db = float(tokens_6nd(flops, nb))
             rows.append((nb, db, float(law(q, params=nb, tokens=db)), db / nb))
         lohi = percentile_interval(np.array(rows), fit.level)
         ci = {k: Interval(float(lohi[0, i]), float(lohi[1, i]), fit.level)
@@ -170,7 +191,8 @@ def isoflop(obs: Observations, *, tolerance: float = 0.05, min_sizes: int = 3) -
             notes.append(f"budget {c:.3g} FLOPs: the minimum lies outside the sizes trained")
         n_opt = float(10 ** xm)
         budgets.append({"flops": c, "n_runs": int(len(rows)), "params": n_opt,
-                        "tokens": c / (6 * n_opt), "loss": float(c0 + c1 * xm + c2 * xm * xm),
+                        "tokens": float(tokens_6nd(c, n_opt)),
+                        "loss": float(c0 + c1 * xm + c2 * xm * xm),
                         "parabola": [float(c0), float(c1), float(c2)]})
     if len(budgets) < 2:
         raise InputError(None, f"{len(budgets)} compute budget(s) with >= {min_sizes} model "

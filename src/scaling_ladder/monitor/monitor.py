@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
 from ..observations.table import FORMATS, Observations, read_observations
 from .signals import (
@@ -236,7 +237,7 @@ def _with_flops(frame: pd.DataFrame) -> pd.DataFrame:
     """A table from a notebook may lack ``flops``: 6ND, as when reading a file."""
     if "flops" in frame and frame["flops"].notna().all():
         return frame
-    six_nd = 6.0 * frame["params"].astype(float) * frame["tokens"].astype(float)
+    six_nd = pd.Series(flops_6nd(frame["params"], frame["tokens"]), index=frame.index)
     return frame.assign(flops=frame["flops"].fillna(six_nd) if "flops" in frame else six_nd)
 
 

@@ -288,13 +288,18 @@ def validate(
     fail(tokens <= 0, "tokens", lambda v: f"D = {v} is not positive",
          "give training tokens seen at the checkpoint (> 0) or remove the row")
     out["tokens"] = tokens
+    # a given flops is the truth (the trainer's includes attention); 6ND only fills gaps.
+    # Imported here: the formula lives with the laws, which import this module.
+    from ..laws.compute import flops_6nd
+
+    six_nd = flops_6nd(out["params"], tokens)
     if _present(raw, "flops"):
         flops = _numeric(raw, "flops", fail, optional=True)
         fail(flops <= 0, "flops", lambda v: f"C = {v} is not positive",
              "give training FLOPs (> 0) or leave the field empty for 6ND")
-        out["flops"] = np.where(np.isnan(flops), 6.0 * out["params"] * tokens, flops)
+        out["flops"] = np.where(np.isnan(flops), six_nd, flops)
     else:
-        out["flops"] = 6.0 * out["params"].to_numpy(dtype=float) * tokens
+        out["flops"] = six_nd
     if _present(raw, "seed"):
         seed = _numeric(raw, "seed", fail, optional=True)
         fail(~np.isnan(seed) & (seed != np.round(seed)), "seed",

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..format import count
-from ..laws.compute import training_flops
+from ..laws.compute import flops_6nd, training_flops
 from .sizes import (  # noqa: F401 - re-exported: the planner's vocabulary
     CONVENTIONS,
     PEAK_FLOPS,
@@ -334,7 +334,7 @@ def _runs(spec: PlanSpec, shapes: list[Shape], device: Device, notes: list[str],
                                 beta1=h.beta1, beta2=h.beta2, grad_clip=h.grad_clip,
                                 eval_steps=eval_steps(steps, spec.checkpoints, h),
                                 cooldowns=list(h.cooldowns) if h.schedule == "wsd" else [],
-                                flops=flops, flops_6nd=6.0 * n * tokens,
+                                flops=flops, flops_6nd=float(flops_6nd(n, tokens)),
                                 seconds=device.seconds(flops, shape.d_model),
                                 placeholder=recipe.startswith("@")))
     if spec.hparams.cooldowns and spec.hparams.schedule != "wsd":
