@@ -98,6 +98,36 @@ def test_bad_usage_exits_2(args, message):
     assert "Traceback" not in res.output
 
 
+def _broken(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def test_an_unexpected_error_exits_3_with_one_line_and_no_traceback(monkeypatch):
+    monkeypatch.setattr("scaling_ladder.cli.fit.isoflop_analysis", _broken)
+    res = run("isoflop", "--example", "chinchilla")
+    assert res.exit_code == 3, res.output
+    assert res.stderr.startswith("internal error: RuntimeError: boom. This is a bug in "
+                                 "scaling-ladder; please report it at https://")
+    assert res.stderr.count("\n") == 1 and "--debug" in res.stderr
+    assert "Traceback" not in res.output and res.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "env"), [(["--debug"], {}),
+                                           ([], {"SCALING_LADDER_DEBUG": "1"})])
+def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, args, env):
+    monkeypatch.setattr("scaling_ladder.cli.fit.isoflop_analysis", _broken)
+    res = runner.invoke(app, [*args, "isoflop", "--example", "chinchilla"], env=env)
+    assert res.exit_code == 3, res.output
+    assert "Traceback (most recent call last)" in res.stderr and "_broken" in res.stderr
+    assert res.stderr.rstrip().splitlines()[-1].startswith("internal error: RuntimeError: boom")
+
+
+def test_bad_input_is_not_an_internal_error_even_with_debug(monkeypatch):
+    res = run("--debug", "optimal", "--fit", "missing.json", "--flops", "1e23")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "Traceback" not in res.output
+
+
 def test_isoflop_verb(tmp_path):
     rows = ["run,params,tokens,flops,metric,value"]
     for c in (1e18, 1e19, 1e20):

@@ -2,7 +2,8 @@
 
 Exit status: 0 done; 1 a verdict against the input (``check`` off band, ``train`` with failed
 runs, ``data check`` round-trip failures); 2 bad input or usage (one line on stderr naming file,
-line, column and the fix); 3 an internal error (please report it).
+line, column and the fix); 3 an internal error (please report it; ``ladder --debug VERB`` or
+SCALING_LADDER_DEBUG=1 prints its traceback).
 """
 
 from importlib import import_module

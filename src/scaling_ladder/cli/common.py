@@ -4,7 +4,9 @@ JSON output and progress bars."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 out = Console()
 err = Console(stderr=True)
 ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"
+DEBUG_ENV = "SCALING_LADDER_DEBUG"
 
 # ----------------------------------------------------------------------- shared options
 
@@ -51,8 +54,27 @@ Fix = Annotated[list[str] | None, typer.Option(help="Fix a parameter, e.g. --fix
                                                "(repeatable).")]
 
 
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help=f"On an internal error, print the traceback (or set {DEBUG_ENV}=1).")
+    ] = False,
+) -> None:
+    # runs before every verb, so one invocation's flag never leaks into the next
+    _state["debug"] = debug
+
+
 def handle(fn: Callable) -> Callable:
-    """Map exceptions to exit status: bad input 2 (one line), anything else 3."""
+    """Map exceptions to exit status (DESIGN.md): bad input or usage 2, with one line on stderr;
+    anything else is a bug: 3, one line saying where to report it, the traceback only with
+    ``--debug``.
+
+    A plain ``ValueError`` is usage too: the library raises it for a bad argument, in
+    scikit-learn's form (``The 'bootstrap' argument of fit must be an int >= 0. Got -5.``).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,11 +86,23 @@ def handle(fn: Callable) -> Callable:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            err.print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
-                      f"scaling-ladder; please report it at {ISSUES}", markup=False)
+            if _debug():
+                err.print(traceback.format_exc().rstrip(), markup=False, highlight=False,
+                          soft_wrap=True)
+            what = " ".join(str(exc).split())  # one line, whatever the message holds
+            err.print(f"internal error: {type(exc).__name__}: {what}. This is a bug in "
+                      f"scaling-ladder; please report it at {ISSUES}"
+                      + ("" if _debug() else " (--debug shows the traceback)"),
+                      markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None
 
     return wrapper
+
+
+def _debug() -> bool:
+    """``ladder --debug VERB`` or SCALING_LADDER_DEBUG=1 in the environment."""
+    env = os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _state["debug"] or env
 
 
 def load(paths, example, experiment, recipe, metric, where, checkpoints) -> Observations:
