@@ -18,10 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 from rich.text import Text
 
-from .. import datasets
 from ..errors import InputError, LadderError
 from ..files import json_text, write_atomic
 from ..laws.forms import LAWS
+from ..observations import datasets
 from ..observations.table import Observations, read_observations
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",

@@ -146,7 +146,10 @@ class Law:
 
     # ---- fitting
     def fit(self, obs, **options):
-        """Fit the law to observations; see :func:`scaling_ladder.fitting.fit` for options."""
+        """Fit the law to observations: ``law.fit(obs)`` is :func:`scaling_ladder.laws.fit.fit`
+        (``fit(law, obs)``), in the style of lmfit's ``Model.fit``; see it for the options."""
+        # imported when called: the estimator imports the forms, so forms cannot import it
+        # at module level (tests/test_layout.py lists this deferred import)
         from .fit import fit
 
         return fit(self, obs, **options)

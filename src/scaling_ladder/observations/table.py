@@ -289,7 +289,8 @@ def validate(
          "give training tokens seen at the checkpoint (> 0) or remove the row")
     out["tokens"] = tokens
     # a given flops is the truth (the trainer's includes attention); 6ND only fills gaps.
-    # Imported here: the formula lives with the laws, which import this module.
+    # Imported when called: the one formula lives with the laws, which import this module
+    # (tests/test_layout.py lists this deferred import against the flow).
     from ..laws.compute import flops_6nd
 
     six_nd = flops_6nd(out["params"], tokens)
