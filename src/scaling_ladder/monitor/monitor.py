@@ -26,7 +26,8 @@ import pandas as pd
 from ..errors import InputError
 from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
-from ..observations.table import FORMATS, Observations, read_observations
+from ..observations.io import FORMATS
+from ..observations.table import Observations, read_observations
 from .signals import (
     SEVERITIES,
     Flag,

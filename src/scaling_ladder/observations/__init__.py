@@ -1,7 +1,8 @@
 """Observations: the one tidy table every number lives in (read, validated, selected).
 
-:mod:`.table` holds the table and its checks, :mod:`.importers` turns runs logged elsewhere into
-it, :mod:`.datasets` ships real public ladders in its format.
+:mod:`.table` holds the table and its checks, :mod:`.io` its file formats (CSV, Parquet, JSON
+Lines), :mod:`.importers` turns runs logged elsewhere into it, :mod:`.datasets` ships real public
+ladders in its format.
 """
 
 from . import datasets

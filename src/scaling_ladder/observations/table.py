@@ -1,14 +1,14 @@
 """The observations table: one row per (run, checkpoint, metric), read, validated, selected.
 
 Every number scaling-ladder knows is a row of this table (see DESIGN.md). CSV, Parquet and
-JSON Lines are read and written; extra columns are kept; bad input raises :class:`InputError`
-naming the file, line and column; rows set aside by a filter are counted, never dropped quietly.
+JSON Lines are read and written (the formats are :mod:`.io`'s); extra columns are kept; bad
+input raises :class:`InputError` naming the file, line and column; rows set aside by a filter
+are counted, never dropped quietly.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -19,15 +19,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..files import open_atomic
+from .io import read_raw, write_table
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
 OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")
 COLUMNS = ("experiment", "recipe", "run", "params", "tokens", "flops", "seed", "lr",
            "batch_tokens", "final", "metric", "kind", "value")
 KINDS = ("loss", "accuracy", "perplexity")
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-           ".parquet": "parquet", ".pq": "parquet"}
 _KEY = ["experiment", "run", "tokens", "metric"]
 
 
@@ -170,7 +168,7 @@ def read_observations(paths: str | Path | Iterable[str | Path]) -> Observations:
     if not paths:
         raise InputError(None, "no observation file given", fix="name at least one file")
     for path in paths:
-        raw, lines, word = _read_raw(path)
+        raw, lines, word = read_raw(path)
         frame, dropped = validate(raw, path=str(path), lines=lines, line_word=word)
         frames.append(frame)
         aside += dropped
@@ -187,67 +185,6 @@ def from_frame(frame: pd.DataFrame, *, name: str = "<table>") -> Observations:
     lines = np.arange(1, len(raw) + 1)
     checked, aside = validate(raw, path=name, lines=lines, line_word="row")
     return Observations(checked, tuple(aside), (name,))
-
-
-def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """The file as a table of raw values, each row's line (or row) number, and which."""
-    fmt = FORMATS.get(path.suffix.lower())
-    if not path.exists():
-        raise InputError(str(path), "file not found", fix="check the path")
-    if path.is_dir():
-        raise InputError(str(path), "is a directory, not a table file",
-                         fix="name the .csv, .jsonl or .parquet file inside it")
-    if fmt is None:
-        raise InputError(str(path), f'unknown file type "{path.suffix}"',
-                         fix="use .csv, .jsonl or .parquet")
-    if path.stat().st_size == 0:
-        raise InputError(str(path), "file is empty", fix="write a header line and rows")
-    if fmt == "csv":
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
-        except UnicodeDecodeError:
-            raise InputError(str(path), "is not a text table (it is not UTF-8 text)",
-                             fix="pass a CSV file with a header line") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(str(path), f"is not a CSV table ({str(exc).strip()})",
-                             fix="pass a CSV file with a header line") from None
-        if raw.shape[1] < 2:
-            raise InputError(str(path), "is not a CSV table (one column only)", line=1,
-                             fix="separate columns with commas and start with a header line")
-        return raw, np.arange(2, len(raw) + 2), "line"
-    if fmt == "jsonl":
-        return (*_read_jsonl(path), "line")
-    try:
-        raw = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several error types for a non-Parquet file
-        raise InputError(str(path), f"is not a Parquet file ({type(exc).__name__})",
-                         fix="write it with pandas.DataFrame.to_parquet") from None
-    return raw, np.arange(1, len(raw) + 1), "row"
-
-
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    records, lines = [], []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(str(path), "is not JSON Lines (not UTF-8 text)",
-                         fix="write one JSON object per line") from None
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(str(path), f"is not valid JSON ({exc.msg})", line=i,
-                             fix="write one JSON object per line") from None
-        if not isinstance(rec, dict):
-            raise InputError(str(path), "is not a JSON object", line=i,
-                             fix='write one object per line, e.g. {"run": ..., "value": ...}')
-        records.append(rec)
-        lines.append(i)
-    if not records:
-        raise InputError(str(path), "file has no rows", fix="write one JSON object per line")
-    return pd.DataFrame.from_records(records), np.asarray(lines)
 
 
 # -------------------------------------------------------------------------------- validation
@@ -454,19 +391,7 @@ def _check_duplicates(frame, path, where) -> tuple[pd.DataFrame, list[tuple[str,
 def write_observations(frame: pd.DataFrame | Observations, path: str | Path) -> None:
     """Write a table as CSV, Parquet or JSON Lines, chosen by the suffix of ``path``, atomically
     (:func:`scaling_ladder.files.open_atomic`)."""
-    if isinstance(frame, Observations):
-        frame = frame.frame
-    path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"Cannot write {path}: the suffix must be .csv, .jsonl or .parquet.")
-    with open_atomic(path, "wb" if fmt == "parquet" else "w") as fh:
-        if fmt == "csv":
-            frame.to_csv(fh, index=False)
-        elif fmt == "parquet":
-            frame.to_parquet(fh, index=False)
-        else:
-            frame.to_json(fh, orient="records", lines=True, double_precision=15)
+    write_table(frame.frame if isinstance(frame, Observations) else frame, path)
 
 
 def _listing(values, limit: int = 6) -> str:
