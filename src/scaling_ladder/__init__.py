@@ -19,7 +19,8 @@ from .laws.compute import (
     optimal,
     training_flops,
 )
-from .laws.fit import ChainFit, LawFit, Prediction, chain, fit, pair_metrics
+from .laws.downstream import ChainFit, chain, pair_metrics
+from .laws.fit import LawFit, Prediction, fit
 from .laws.forms import (
     ChinchillaLaw,
     DataConstrainedLaw,

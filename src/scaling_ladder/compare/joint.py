@@ -33,7 +33,8 @@ from scipy.optimize import brentq
 
 from ..errors import InputError
 from ..laws.compute import optimal_params
-from ..laws.fit import LawFit, fit, pair_metrics
+from ..laws.downstream import pair_metrics
+from ..laws.fit import LawFit, fit
 from ..laws.forms import Law, SigmoidLaw
 from ..observations.table import checkpoint_mask
 from .scales import fmt_count

@@ -3,11 +3,13 @@
 :mod:`.forms` (one small frozen class per law), :mod:`.objective` and :mod:`.fit` (the robust
 multi-start estimator and :class:`LawFit`), :mod:`.bootstrap` (run-clustered resampling),
 :mod:`.holdout` (would the law have predicted the largest model?), :mod:`.compute` (the one
-FLOPs formula, compute-optimal allocation, IsoFLOP valleys).
+FLOPs formula, compute-optimal allocation, IsoFLOP valleys), :mod:`.downstream` (loss to task
+accuracy: pair, chain).
 """
 
 from .bootstrap import Interval
-from .fit import ChainFit, LawFit, Prediction, chain, pair_metrics
+from .downstream import ChainFit, chain, pair_metrics
+from .fit import LawFit, Prediction
 from .forms import (
     LAWS,
     ChinchillaLaw,

@@ -408,7 +408,8 @@ class SigmoidLaw(Law):
     Step 2 of the two-step task prediction of Bhagia et al. (2024), "Establishing Task Scaling
     Laws via Compute-Efficient Model Ladders" (arXiv:2412.04403), as used by the OLMo ladder and
     DataDecide: accuracy falls from ``a + b`` to the floor ``b`` (near the random baseline) as
-    the task loss rises past ``L0``. Reads the ``loss`` column (see :func:`pair_metrics`).
+    the task loss rises past ``L0``. Reads the ``loss`` column (see
+    :func:`.downstream.pair_metrics`).
     """
 
     name: ClassVar[str] = "sigmoid"
