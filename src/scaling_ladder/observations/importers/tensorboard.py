@@ -1,0 +1,120 @@
+"""TensorBoard event files -> observations (see the package docstring for the mapping).
+
+Every directory under ``logdir`` holding ``events.out.tfevents.*`` files is one
+run, named by its path relative to ``logdir``; scalars (``simple_value`` or TF2 scalar tensors)
+are read unsampled, at the steps they were logged::
+
+    logs/125m/events.out.tfevents.*   logs/350m/events.out.tfevents.*
+
+    --map train=loss/train,val/c4=loss/val_c4,tokens=progress/tokens
+
+>>> obs = read_tensorboard("logs", mapping="train=loss/train", params=124_000_000,
+...                        tokens_per_step=524_288)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import InputError
+from ..table import Observations
+from .common import MissingExtraError, check_args, finish, kind_of, listing
+
+
+def read_tensorboard(logdir: str | Path, *, mapping: Mapping[str, str] | str,
+                     params: int | None = None, experiment: str | None = None,
+                     recipe: str | None = None, tokens_per_step: float | None = None,
+                     kind: str | Mapping[str, str] = "loss") -> Observations:
+    """Read TensorBoard event files (one run per directory) as observations.
+
+    Needs the ``tb`` extra. Arguments as for :func:`.wandb.read_wandb_csv`; the mapping names tags.
+    Scalars are read without sampling (``size_guidance`` 0), so every logged step is kept.
+    """
+    accumulator, tensor_util = _tensorboard()
+    logdir = Path(logdir)
+    mapping, metrics = check_args(mapping, str(logdir), params, tokens_per_step, kind)
+    if "step" in mapping:
+        raise InputError(str(logdir), "TensorBoard events carry their own step",
+                         fix="remove step= from the mapping")
+    frames, aside = [], []
+    for run_dir in _event_dirs(logdir):
+        name = run_dir.relative_to(logdir).as_posix() if run_dir != logdir else logdir.name
+        acc = accumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+        acc.Reload()
+        scalars = _scalars(acc, tensor_util)
+        raw = _tb_run(scalars, run_dir, name, mapping, metrics, params, tokens_per_step, kind)
+        obs = finish(raw, str(run_dir), "step", experiment or logdir.name, recipe)
+        frames.append(obs.frame)
+        aside += obs.set_aside
+    totals = Counter()
+    for reason, n in aside:
+        totals[reason] += n
+    return Observations(pd.concat(frames, ignore_index=True), tuple(totals.items()),
+                        (str(logdir),))
+
+
+def _tensorboard():
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        from tensorboard.util import tensor_util
+    except ImportError:
+        raise MissingExtraError('reading TensorBoard event files needs tensorboard: '
+                                'pip install "scaling-ladder[tb]"') from None
+    return EventAccumulator, tensor_util
+
+
+def _event_dirs(logdir: Path) -> list[Path]:
+    if not logdir.is_dir():
+        raise InputError(str(logdir), "directory not found",
+                         fix="name the TensorBoard log directory")
+    dirs = sorted({p.parent for p in logdir.rglob("events.out.tfevents.*") if p.is_file()})
+    if not dirs:
+        raise InputError(str(logdir), "holds no events.out.tfevents.* files",
+                         fix="name the TensorBoard log directory")
+    return dirs
+
+
+def _scalars(acc, tensor_util) -> dict[str, list[tuple[int, float]]]:
+    """Tag -> [(step, value)] for scalar summaries and one-number tensor summaries (TF2)."""
+    tags = acc.Tags()
+    out = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags.get("scalars", [])}
+    for tag in tags.get("tensors", []):
+        events = acc.Tensors(tag)
+        arrays = [tensor_util.make_ndarray(e.tensor_proto) for e in events]
+        if all(a.size == 1 and np.issubdtype(a.dtype, np.number) for a in arrays):
+            pairs = zip(events, arrays, strict=True)
+            out.setdefault(tag, [(e.step, float(a.reshape(()))) for e, a in pairs])
+    return out
+
+
+def _tb_run(scalars, run_dir: Path, name, mapping, metrics, params, tokens_per_step, kind):
+    """One run's rows: one per logged (step, mapped tag)."""
+    def get(key: str, tag: str) -> list[tuple[int, float]]:
+        if tag in scalars:
+            return scalars[tag]
+        raise InputError(str(run_dir), f'no scalar tag "{tag}" (mapped to {key})',
+                         fix=f"map {key}= one of this run's tags: {listing(scalars, tag)}")
+
+    if "params" in mapping:
+        values = {v for _, v in get("params", mapping["params"])}
+        if len(values) != 1:
+            raise InputError(str(run_dir), f'tag "{mapping["params"]}" changes within the run',
+                             fix="log the parameter count once, or pass params instead")
+        params = round(values.pop())  # scalars are float32: a count is rounded back
+    tokens = dict(get("tokens", mapping["tokens"])) if "tokens" in mapping else None
+    rows = []
+    for metric, tag in metrics.items():
+        for step, value in get(metric, tag):
+            if tokens is not None and step not in tokens:
+                raise InputError(str(run_dir), f'tag "{mapping["tokens"]}" has no value at '
+                                 f'step {step}, where "{tag}" has one',
+                                 fix="log tokens at every step, or give tokens_per_step")
+            seen = tokens[step] if tokens is not None else step * tokens_per_step
+            rows.append((name, params, seen, metric, kind_of(metric, kind), value, step, step))
+    return pd.DataFrame(rows, columns=["run", "params", "tokens", "metric", "kind", "value",
+                                       "step", "_line"])
