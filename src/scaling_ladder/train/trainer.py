@@ -193,29 +193,76 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
     """
     options = options or TrainOptions()
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        done = json.loads(summary_path.read_text())
+    if (run_dir / "summary.json").exists():
+        done = json.loads((run_dir / "summary.json").read_text())
         return RunResult(**{**done, "state": "skipped"})
     if run.placeholder:
         raise ValueError(f"Run {run.name!r} trains a placeholder recipe {run.recipe!r}: fill "
                          "it with Plan.with_recipes first.")
+    s = _setup(run, Path(data_dir), run_dir, options)
+    start = _resume(s)
+    s.model.train()
+    evals = set(run.eval_steps) | {run.steps} | s.protect
+    _loop(s, start, run.steps, schedule(run), evals, run.name, run.steps,
+          lambda *at: _checkpoint(s, *at))
+    for branch in s.branches:
+        _cooldown(s, branch)
+    return _finish(s, start)
+
+
+@dataclass
+class _Session:
+    """Everything one call of :func:`train_run` set up, shared by its steps below."""
+
+    run: RunSpec
+    options: TrainOptions
+    run_dir: Path
+    rank: int
+    world: int
+    writer: bool  # rank 0 writes files
+    log: logging.Logger
+    t_start: float
+    device: torch.device
+    autocast: Any  # torch.autocast in bfloat16, or a null context
+    model: GPT
+    net: torch.nn.Module  # the model as trained: DDP-wrapped and/or compiled
+    opt: torch.optim.Optimizer
+    batches: Batches
+    val: dict[str, torch.Tensor]  # validation slice -> (n, T + 1) windows
+    bpt: dict[str, float]  # metric -> bytes per token, for bits/byte
+    peak: float | None  # FLOP/s of all ranks, for MFU
+    fpt_mfu: float  # FLOPs per token as MFU counts them
+    per_rank: int  # sequences per optimiser step on each rank
+    micro: int  # sequences per forward/backward
+    branches: list  # WSD cooldown branches
+    protect: set[int]  # checkpoint steps the branches start from
+    base_row: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=lambda: {
+        "tokens_timed": 0.0, "seconds_timed": 0.0, "gns_s": 0.0, "gns_g2": 0.0,
+        "gns_last": None})
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def obs_path(self) -> Path:
+        return self.run_dir / "observations.jsonl"
+
+    def tokens_per_s(self) -> float | None:
+        st = self.stats
+        return st["tokens_timed"] / st["seconds_timed"] if st["seconds_timed"] else None
+
+
+def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -> _Session:
+    """Rank, log, data, device, model, optimiser and batches of a run; its config.json."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     writer = rank == 0
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(run, run_dir, writer)
     t_start = time.perf_counter()
-
-    # --- data, device, model, optimiser -------------------------------------------------
     ds = open_tokens(data_dir)
-    if ds.vocab_size != run.vocab_size:
-        raise InputError(str(Path(data_dir) / "manifest.json"), f"the tokenizer has "
-                         f"{ds.vocab_size} tokens but run {run.name} was planned for "
-                         f"{run.vocab_size}", fix="plan with --data DIR (or vocab_size = "
-                         f"{ds.vocab_size})")
-    if run.recipe not in ds.recipes:
-        raise InputError(str(Path(data_dir) / "manifest.json"), f'no recipe "{run.recipe}" in '
-                         "the token data", fix=f"plan with recipes from {', '.join(ds.recipes)}")
+    _check_data(run, data_dir, ds)
     device = _device(options.device, rank)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -226,6 +273,52 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
     bf16 = options.precision == "bfloat16" or (options.precision == "auto"
                                                and device.type == "cuda")
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
+    model, net, opt = _model(run, options, device, world)
+    batches = Batches(ds.train(run.recipe), run.seq_len, run.seed)
+    val = {src: eval_windows(ds.val(src), run.seq_len, options.eval_tokens)
+           for src in ds.sources}
+    bpt = _bytes_per_token(run, ds, val)
+    hardware, peak = describe_hardware(device)  # after the model: the CPU probe draws numbers
+    peak = peak * world if peak else None
+    fpt_mfu = model.flops_per_token(causal=False)  # PaLM's count, as MFU is usually quoted
+    if world > 1 and run.batch_sequences % world:
+        raise ValueError(f"The batch of {run.batch_sequences} sequences must divide among "
+                         f"{world} ranks.")
+    per_rank = run.batch_sequences // world
+    micro = min(run.micro_batch, per_rank)
+    if per_rank % micro:
+        raise ValueError(f"The {per_rank} sequences per rank must be a multiple of the "
+                         f"micro-batch ({micro}).")
+    branches = cooldown_branches(run.steps, run.decay_fraction, run.cooldowns) \
+        if run.schedule == "wsd" else []
+    if writer:
+        write_json(run_dir / "config.json", {"run": run.to_dict(),
+                   "options": options.model_dump(), "hardware": hardware,
+                   "data": {"dir": str(data_dir.resolve()),
+                            "tokenizer": ds.manifest["tokenizer"]},
+                   "torch": torch.__version__, "world_size": world})
+    return _Session(
+        run=run, options=options, run_dir=run_dir, rank=rank, world=world, writer=writer,
+        log=log, t_start=t_start, device=device, autocast=autocast, model=model, net=net,
+        opt=opt, batches=batches, val=val, bpt=bpt, peak=peak, fpt_mfu=fpt_mfu,
+        per_rank=per_rank, micro=micro, branches=branches,
+        protect={b.start for b in branches}, base_row=_base_row(run, hardware, ds))
+
+
+def _check_data(run: RunSpec, data_dir: Path, ds) -> None:
+    """The token data was built with the run's tokenizer and holds its recipe."""
+    if ds.vocab_size != run.vocab_size:
+        raise InputError(str(data_dir / "manifest.json"), f"the tokenizer has "
+                         f"{ds.vocab_size} tokens but run {run.name} was planned for "
+                         f"{run.vocab_size}", fix="plan with --data DIR (or vocab_size = "
+                         f"{ds.vocab_size})")
+    if run.recipe not in ds.recipes:
+        raise InputError(str(data_dir / "manifest.json"), f'no recipe "{run.recipe}" in '
+                         "the token data", fix=f"plan with recipes from {', '.join(ds.recipes)}")
+
+
+def _model(run: RunSpec, options: TrainOptions, device: torch.device, world: int):
+    """The seeded model, what trains it (DDP over ranks, compiled if asked) and AdamW."""
     torch.manual_seed(run.seed)
     cfg = ModelConfig(vocab_size=run.vocab_size, seq_len=run.seq_len, d_model=run.d_model,
                       n_layers=run.n_layers, n_heads=run.n_heads, mlp_hidden=run.mlp_hidden,
@@ -243,186 +336,182 @@ def train_run(run: RunSpec, data_dir: str | Path, run_dir: str | Path,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if options.compile:
         net = torch.compile(net)
-    batches = Batches(ds.train(run.recipe), run.seq_len, run.seed)
-    val = {src: eval_windows(ds.val(src), run.seq_len, options.eval_tokens)
-           for src in ds.sources}
-    # bits/byte: the exact bytes of each evaluated prefix when the tokenizer is known (else the
-    # slice's mean bytes per token); the recipe's mean for training batches
+    return model, net, opt
+
+
+def _bytes_per_token(run: RunSpec, ds, val: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Bytes per token of each metric, for bits/byte: the exact bytes of each evaluated prefix
+    when the tokenizer is known (else the slice's mean bytes per token); the recipe's mean
+    for training batches."""
     known = ds.manifest["tokenizer"].get("kind") in ("byte", "bpe")
     token_bytes = torch.from_numpy(ds.tokenizer().token_bytes()) if known else None
     bpt = {f"val/{s}": float(token_bytes[w[:, 1:]].sum()) / w[:, 1:].numel()
            if token_bytes is not None else ds.bytes_per_token(f"val/{s}")
            for s, w in val.items()}
     bpt["train"] = ds.bytes_per_token(run.recipe)
-    hardware, peak = describe_hardware(device)
-    peak = peak * world if peak else None
-    fpt_mfu = model.flops_per_token(causal=False)  # PaLM's count, as MFU is usually quoted
-    if world > 1 and run.batch_sequences % world:
-        raise ValueError(f"The batch of {run.batch_sequences} sequences must divide among "
-                         f"{world} ranks.")
-    per_rank = run.batch_sequences // world
-    micro = min(run.micro_batch, per_rank)
-    if per_rank % micro:
-        raise ValueError(f"The {per_rank} sequences per rank must be a multiple of the "
-                         f"micro-batch ({micro}).")
-    branches = cooldown_branches(run.steps, run.decay_fraction, run.cooldowns) \
-        if run.schedule == "wsd" else []
-    protect = {b.start for b in branches}
-    ckpt_dir, obs_path = run_dir / "checkpoints", run_dir / "observations.jsonl"
-    base_row = _base_row(run, hardware, ds)
-    if writer:
-        write_json(run_dir / "config.json", {"run": run.to_dict(),
-                    "options": options.model_dump(), "hardware": hardware,
-                    "data": {"dir": str(Path(data_dir).resolve()),
-                             "tokenizer": ds.manifest["tokenizer"]},
-                    "torch": torch.__version__, "world_size": world})
+    return bpt
 
-    # --- resume ----------------------------------------------------------------------------
-    stats = {"tokens_timed": 0.0, "seconds_timed": 0.0, "gns_s": 0.0, "gns_g2": 0.0,
-             "gns_last": None}
+
+def _resume(s: _Session) -> int:
+    """Load the newest valid checkpoint (model, optimiser, RNG, timing stats) and make the
+    rows on disk end with its own; the step to start from (0 for a fresh run)."""
     start = 0
-    state = ckpt.load_latest(ckpt_dir, device)
+    state = ckpt.load_latest(s.ckpt_dir, s.device)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        s.model.load_state_dict(state["model"])
+        s.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        if s.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], s.device)
         start = int(state["step"])
-        stats.update(json.loads(state["stats"]))
-        log.info("resumed from step %d of %d", start, run.steps)
-    if writer:
-        _reconcile(obs_path, start, json.loads(state["rows"]) if state else [])
+        s.stats.update(json.loads(state["stats"]))
+        s.log.info("resumed from step %d of %d", start, s.run.steps)
+    if s.writer:
+        _reconcile(s.obs_path, start, json.loads(state["rows"]) if state else [])
+    return start
 
-    # --- the loop (the main run, then each cooldown branch from its stable checkpoint) -----
-    def loop(first: int, last: int, lr_at, evals: set[int], name: str, final_step: int,
-             on_eval) -> None:
-        train_sum = torch.zeros((), dtype=torch.float64, device=device)
-        train_n, status_t = 0, 0.0
-        warm, clock = 2, None  # the first steps after a (re)start pay for allocation, compile
-        for step in range(first, last):
-            if clock is None and step - first >= warm:
-                clock = (_synced_time(device), step)
-            lr = lr_at(step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            seqs = batches.get(step * run.batch_sequences + rank * per_rank, per_rank)
-            n_micro = per_rank // micro
-            for m in range(n_micro):
-                chunk = seqs[m * micro:(m + 1) * micro].to(device, non_blocking=True)
-                sync = world > 1 and m < n_micro - 1
-                with net.no_sync() if sync else nullcontext(), autocast:
-                    loss = net(chunk[:, :-1], chunk[:, 1:]) / n_micro
-                loss.backward()
-                train_sum += loss.detach().double()
-            if run.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), run.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            train_n += 1
-            done = step + 1
-            if done in evals:
-                if clock is not None:  # wall time between evaluations, evaluations excluded
-                    stats["seconds_timed"] += _synced_time(device) - clock[0]
-                    stats["tokens_timed"] += (done - clock[1]) * run.batch_tokens
-                if world > 1:
-                    torch.distributed.all_reduce(train_sum)
-                    train_sum /= world
-                on_eval(done, name, float(train_sum) / train_n, done == final_step)
-                train_sum.zero_()
-                train_n = 0
-                clock = (_synced_time(device), done) if done - first >= warm else None
-            if writer and time.perf_counter() - status_t > options.status_every:
-                status_t = time.perf_counter()
-                _status(run_dir, run, "running", done, stats)
 
-    def evaluate(step: int, name: str, train_loss: float, final: bool) -> list[dict]:
-        model.eval()
-        losses = {"train": train_loss}
-        with torch.no_grad():
-            for src, windows in val.items():
-                total, count = 0.0, 0
-                for i in range(0, len(windows), options.eval_batch):
-                    w = windows[i:i + options.eval_batch].to(device)
-                    with autocast:
-                        total += float(model(w[:, :-1], w[:, 1:], reduction="sum"))
-                    count += w[:, 1:].numel()
-                losses[f"val/{src}"] = total / count
-        model.train()
-        slices = [k for k in losses if k.startswith("val/")]
-        bpb = {k: float(bits_per_byte(v, bpt[k])) for k, v in losses.items()}
-        if len(slices) > 1:  # the unweighted mean over validation slices, a usual headline
-            losses["val/mean"] = float(np.mean([losses[k] for k in slices]))
-            bpb["val/mean"] = float(np.mean([bpb[k] for k in slices]))
-        if options.gns:
-            _noise_scale(model, batches, run, step, micro, device, autocast, stats)
-        tokens = float(step * run.batch_tokens)
-        flops = float(training_flops(run.params_no_input_embed, tokens, n_layers=run.n_layers,
-                                     d_model=run.d_model, seq_len=run.seq_len))
-        tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
-        rows = [{**base_row, "run": name, "tokens": tokens, "flops": flops, "final": final,
-                 "metric": metric, "kind": "loss", "value": loss, "step": step,
-                 "bits_per_byte": bpb[metric],
-                 "tokens_per_s": tps, "mfu": tps * fpt_mfu / peak if tps and peak else None,
-                 "gns_tokens": stats["gns_last"]} for metric, loss in losses.items()]
-        if writer:
-            log.info("%s step %d tokens %.4g train %.4f %s tok/s %s", name, step,
-                     tokens, train_loss,
-                     " ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "train"),
-                     f"{tps:.0f}" if tps else "-")
-        return rows
+def _loop(s: _Session, first: int, last: int, lr_at, evals: set[int], name: str,
+          final_step: int, on_eval) -> None:
+    """Optimiser steps ``first .. last - 1`` (the main run, or a cooldown branch from its
+    stable checkpoint); after each step in ``evals``, ``on_eval(step, name, train_loss,
+    final)`` with the mean training loss since the last evaluation."""
+    run, device, world = s.run, s.device, s.world
+    train_sum = torch.zeros((), dtype=torch.float64, device=device)
+    train_n, status_t = 0, 0.0
+    warm, clock = 2, None  # the first steps after a (re)start pay for allocation, compile
+    for step in range(first, last):
+        if clock is None and step - first >= warm:
+            clock = (_synced_time(device), step)
+        lr = lr_at(step)
+        for g in s.opt.param_groups:
+            g["lr"] = lr
+        seqs = s.batches.get(step * run.batch_sequences + s.rank * s.per_rank, s.per_rank)
+        n_micro = s.per_rank // s.micro
+        for m in range(n_micro):
+            chunk = seqs[m * s.micro:(m + 1) * s.micro].to(device, non_blocking=True)
+            sync = world > 1 and m < n_micro - 1
+            with s.net.no_sync() if sync else nullcontext(), s.autocast:
+                loss = s.net(chunk[:, :-1], chunk[:, 1:]) / n_micro
+            loss.backward()
+            train_sum += loss.detach().double()
+        if run.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), run.grad_clip)
+        s.opt.step()
+        s.opt.zero_grad(set_to_none=True)
+        train_n += 1
+        done = step + 1
+        if done in evals:
+            if clock is not None:  # wall time between evaluations, evaluations excluded
+                s.stats["seconds_timed"] += _synced_time(device) - clock[0]
+                s.stats["tokens_timed"] += (done - clock[1]) * run.batch_tokens
+            if world > 1:
+                torch.distributed.all_reduce(train_sum)
+                train_sum /= world
+            on_eval(done, name, float(train_sum) / train_n, done == final_step)
+            train_sum.zero_()
+            train_n = 0
+            clock = (_synced_time(device), done) if done - first >= warm else None
+        if s.writer and time.perf_counter() - status_t > s.options.status_every:
+            status_t = time.perf_counter()
+            _status(s.run_dir, run, "running", done, s.stats)
 
-    def on_main_eval(step: int, name: str, train_loss: float, final: bool) -> None:
-        rows = evaluate(step, name, train_loss, final)
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "rng_cpu": torch.get_rng_state(), "step": step,
-                 "rows": json.dumps(rows), "stats": json.dumps(stats)}
-        if device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(device)
-        if writer:
-            ckpt.save(ckpt_dir, step, state)  # first the checkpoint, then its rows
-            _append(obs_path, rows)
-            ckpt.prune(ckpt_dir, keep=options.keep, protect=protect)
-        if world > 1:
-            torch.distributed.barrier()
 
+def _evaluate(s: _Session, step: int, name: str, train_loss: float, final: bool) -> list[dict]:
+    """The observation rows of one checkpoint: training loss, each validation slice's loss
+    (and their mean), bits/byte, FLOPs, throughput, MFU and the gradient noise scale."""
+    run, options, model = s.run, s.options, s.model
+    model.eval()
+    losses = {"train": train_loss}
+    with torch.no_grad():
+        for src, windows in s.val.items():
+            total, count = 0.0, 0
+            for i in range(0, len(windows), options.eval_batch):
+                w = windows[i:i + options.eval_batch].to(s.device)
+                with s.autocast:
+                    total += float(model(w[:, :-1], w[:, 1:], reduction="sum"))
+                count += w[:, 1:].numel()
+            losses[f"val/{src}"] = total / count
     model.train()
-    evals = set(run.eval_steps) | {run.steps} | protect
-    loop(start, run.steps, schedule(run), evals, run.name, run.steps, on_main_eval)
+    slices = [k for k in losses if k.startswith("val/")]
+    bpb = {k: float(bits_per_byte(v, s.bpt[k])) for k, v in losses.items()}
+    if len(slices) > 1:  # the unweighted mean over validation slices, a usual headline
+        losses["val/mean"] = float(np.mean([losses[k] for k in slices]))
+        bpb["val/mean"] = float(np.mean([bpb[k] for k in slices]))
+    if options.gns:
+        _noise_scale(model, s.batches, run, step, s.micro, s.device, s.autocast, s.stats)
+    tokens = float(step * run.batch_tokens)
+    flops = float(training_flops(run.params_no_input_embed, tokens, n_layers=run.n_layers,
+                                 d_model=run.d_model, seq_len=run.seq_len))
+    tps = s.tokens_per_s()
+    rows = [{**s.base_row, "run": name, "tokens": tokens, "flops": flops, "final": final,
+             "metric": metric, "kind": "loss", "value": loss, "step": step,
+             "bits_per_byte": bpb[metric],
+             "tokens_per_s": tps, "mfu": tps * s.fpt_mfu / s.peak if tps and s.peak else None,
+             "gns_tokens": s.stats["gns_last"]} for metric, loss in losses.items()]
+    if s.writer:
+        s.log.info("%s step %d tokens %.4g train %.4f %s tok/s %s", name, step,
+                   tokens, train_loss,
+                   " ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "train"),
+                   f"{tps:.0f}" if tps else "-")
+    return rows
 
-    for b in branches:
-        path = run_dir / f"cooldown-{b.fraction:g}.jsonl"
-        if path.exists():
-            continue
-        state = ckpt.load_file(ckpt.path_for(ckpt_dir, b.start), device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        name = f"{run.name}-cd{b.fraction:g}"
-        rows: list[dict] = []
-        loop(b.start, b.end, schedule(run, b.end), {b.end}, name, b.end,
-             lambda s, n, tl, f, out=rows: out.extend(evaluate(s, n, tl, f)))
-        for r in rows:
-            r.update(cooldown_of=run.name, cooldown=b.fraction)
-        if writer:
-            write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
-    # --- the summary -------------------------------------------------------------------------
-    final_rows = [json.loads(line) for line in obs_path.read_text().splitlines()
-                  if line.strip()] if writer else []
+def _checkpoint(s: _Session, step: int, name: str, train_loss: float, final: bool) -> None:
+    """An evaluation of the main run: its rows, then the checkpoint that holds them (first the
+    checkpoint, then the rows on disk, so a resume can always rewrite them), then pruning."""
+    rows = _evaluate(s, step, name, train_loss, final)
+    state = {"model": s.model.state_dict(), "optimizer": s.opt.state_dict(),
+             "rng_cpu": torch.get_rng_state(), "step": step,
+             "rows": json.dumps(rows), "stats": json.dumps(s.stats)}
+    if s.device.type == "cuda":
+        state["rng_cuda"] = torch.cuda.get_rng_state(s.device)
+    if s.writer:
+        ckpt.save(s.ckpt_dir, step, state)
+        _append(s.obs_path, rows)
+        ckpt.prune(s.ckpt_dir, keep=s.options.keep, protect=s.protect)
+    if s.world > 1:
+        torch.distributed.barrier()
+
+
+def _cooldown(s: _Session, b) -> None:
+    """A WSD cooldown branch from its stable checkpoint to ``b.end``: its rows, written once
+    (atomically) as ``cooldown-F.jsonl``; a branch already written is skipped."""
+    path = s.run_dir / f"cooldown-{b.fraction:g}.jsonl"
+    if path.exists():
+        return
+    state = ckpt.load_file(ckpt.path_for(s.ckpt_dir, b.start), s.device)
+    s.model.load_state_dict(state["model"])
+    s.opt.load_state_dict(state["optimizer"])
+    name = f"{s.run.name}-cd{b.fraction:g}"
+    rows: list[dict] = []
+    _loop(s, b.start, b.end, schedule(s.run, b.end), {b.end}, name, b.end,
+          lambda *at: rows.extend(_evaluate(s, *at)))
+    for r in rows:
+        r.update(cooldown_of=s.run.name, cooldown=b.fraction)
+    if s.writer:
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _finish(s: _Session, start: int) -> RunResult:
+    """The run's result from its final rows; summary.json (written last: a run with one is
+    done) and the final status; the log closed."""
+    final_rows = [json.loads(line) for line in s.obs_path.read_text().splitlines()
+                  if line.strip()] if s.writer else []
     final = {r["metric"]: r["value"] for r in final_rows if r.get("final")}
-    tps = stats["tokens_timed"] / stats["seconds_timed"] if stats["seconds_timed"] else None
+    tps = s.tokens_per_s()
     result = RunResult(
-        name=run.name, state="done", final=final, tokens_per_s=tps,
-        mfu=tps * fpt_mfu / peak if tps and peak else None,
-        gns_tokens=stats["gns_s"] / stats["gns_g2"] if stats["gns_g2"] > 0 else None,
-        seconds=time.perf_counter() - t_start, resumed_from=start or None)
-    if writer:
-        write_json(summary_path, result.to_dict())
-        _status(run_dir, run, "done", run.steps, stats)
-        log.info("done: %s", json.dumps(result.to_dict()))
-    for h in list(log.handlers):
+        name=s.run.name, state="done", final=final, tokens_per_s=tps,
+        mfu=tps * s.fpt_mfu / s.peak if tps and s.peak else None,
+        gns_tokens=s.stats["gns_s"] / s.stats["gns_g2"] if s.stats["gns_g2"] > 0 else None,
+        seconds=time.perf_counter() - s.t_start, resumed_from=start or None)
+    if s.writer:
+        write_json(s.run_dir / "summary.json", result.to_dict())
+        _status(s.run_dir, s.run, "done", s.run.steps, s.stats)
+        s.log.info("done: %s", json.dumps(result.to_dict()))
+    for h in list(s.log.handlers):
         h.close()
-        log.removeHandler(h)
+        s.log.removeHandler(h)
     return result
 
 
