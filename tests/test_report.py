@@ -3,8 +3,11 @@ the data checks' dicts rendered, gains with the right sign, escaping, files, and
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,22 +44,15 @@ def demo_observations(*, worse: str = "worse") -> sl.Observations:
     return sl.from_frame(pd.concat(frames, ignore_index=True), name="demo.csv")
 
 
-def compare_dict(worse: str = "worse") -> dict:
-    """A hand-made result of the comparison, in the shape ``compare.py``'s to_dict() has."""
-    return {
-        "baseline": "baseline", "decision": "go",
-        "reasons": ["better beats baseline at the target with P = 0.97",
-                    f"{worse} is worse at every scale"],
-        "recipes": {
-            "better": {"p_beats_baseline": 0.97, "predicted_delta": -0.048,
-                       "ci95": [-0.07, -0.02], "compute_multiplier": 1.6, "decision": "go"},
-            worse: {"p_beats_baseline": 0.02, "predicted_delta": 0.051, "ci95": [0.03, 0.07],
-                    "compute_multiplier": 0.62, "decision": "no-go"},
-        },
-        "decision_accuracy": 0.83, "rank_stability": 0.9,
-        "regressions": [{"recipe": "better", "metric": "ds/quiz", "delta": -0.004,
-                         "beyond_noise": False}],
-    }
+def demo_comparison(obs: sl.Observations, **replace):
+    """The real comparison of ``obs`` against ``baseline``, with small bootstrap counts;
+    ``replace`` sets fields of the result (e.g. ``warnings``)."""
+    from scaling_ladder.compare import CompareOptions, compare
+
+    res = compare(obs, baseline="baseline", metric="val/web",
+                  options=CompareOptions(bootstrap=10, slice_bootstrap=5, gate_bootstrap=5,
+                                         variants=("shared-exponents",)))
+    return dataclasses.replace(res, **replace) if replace else res
 
 
 def checks_dict(source: str = "web") -> dict:
@@ -75,6 +71,11 @@ def checks_dict(source: str = "web") -> dict:
             "notes": ["web: 2 documents set aside as empty"]}
 
 
+def cells(table) -> dict[str, dict[str, str]]:
+    """A table's rows by their first cell, each as {column: cell}."""
+    return {r[0]: dict(zip(table.columns, r, strict=True)) for r in table.rows}
+
+
 @pytest.fixture(scope="module")
 def demo():
     return demo_observations()
@@ -87,9 +88,13 @@ def plain(demo):
 
 
 @pytest.fixture(scope="module")
-def full(demo):
-    return build_report(demo, metric="val/web", bootstrap=12, compare=compare_dict(),
-                        checks=checks_dict())
+def comparison(demo):
+    return demo_comparison(demo)
+
+
+@pytest.fixture(scope="module")
+def full(demo, comparison):
+    return build_report(demo, bootstrap=12, compare=comparison, checks=checks_dict())
 
 
 # ------------------------------------------------------------------------------ sections
@@ -111,21 +116,27 @@ def test_missing_comparison_and_checks_are_omitted_saying_how_to_get_them(plain)
 
 def test_predicted_gain_has_the_sign_of_the_truth(plain):
     # better: E lower by 0.05 -> positive gain ~0.05 at the target; worse: negative
-    gains = plain.section("scaling").intro
-    assert "candidate better" in gains and "expected gain" in gains
-    table = plain.section("scaling").tables[1]
+    scaling = plain.section("scaling")
+    assert "candidate better" in scaling.intro and "expected gain" in scaling.intro
+    assert scaling.intro.startswith("Single-recipe fits, for the curves")
+    table = scaling.tables[1]
+    assert table.columns[-2:] == ("expected gain vs baseline", "95% CI of the gain")
     rows = {r[0]: r for r in table.rows}
-    assert rows["baseline"][-1] == "baseline"
-    better = float(rows["better"][-1].split(" ± ")[0])
-    worse = float(rows["worse"][-1].split(" ± ")[0])
+    assert rows["baseline"][-2] == "baseline"
+    better, worse = float(rows["better"][-2]), float(rows["worse"][-2])
     assert 0.03 < better < 0.07 and -0.07 < worse < -0.03
-    verdicts = {r[0]: r[-2] for r in plain.section("gonogo").tables[0].rows}
+    # the headline and go / no-go print the same digits as the table
+    assert f"expected gain {rows['better'][-2]} {rows['better'][-1]}" in scaling.intro
+    go = {r[0]: r for r in plain.section("gonogo").tables[0].rows}
+    assert go["better"][3:5] == rows["better"][-2:]
+    verdicts = {r[0]: r[-1] for r in go.values()}
     assert verdicts == {"better": "go", "worse": "no-go"}  # by the interval rule
 
 
 def test_largest_model_is_held_out_and_scored(plain):
     are = plain.section("scaling").tables[2]
-    assert are.columns[:3] == ("recipe", "held-out N", "runs")
+    assert are.columns == ("recipe", "held-out N", "runs", "ARE (diagnostic)")
+    assert are.caption.startswith("Hold-out check, a diagnostic")
     assert {r[0] for r in are.rows} == {"baseline", "better", "worse"}
     assert all(float(r[3]) < 0.02 for r in are.rows)  # a correct law predicts 4e8 well
 
@@ -144,27 +155,99 @@ def test_downstream_separates_loss_and_accuracy_with_random_baselines(plain):
     assert acc.columns[1] == "random baseline" and acc.rows[0][1] == "0.25"
     # the worse recipe regresses on every metric; the better one on none
     worse_rows = [r for r in regs.rows if r[0] == "worse"]
-    assert {r[1] for r in worse_rows} >= {"val/web", "train", "ds/quiz"}
+    assert {r[1] for r in worse_rows} >= {"val/web", "ds/quiz"}
     assert not [r for r in regs.rows if r[0] == "better" and r[1] != "ds/quiz"]
     rel = [abs(float(r[6].rstrip("%"))) for r in regs.rows]
     assert rel == sorted(rel, reverse=True)  # worst first
 
 
-def test_comparison_dict_renders_decision_reasons_and_regressions(full):
+def test_training_loss_is_set_aside_everywhere_as_in_the_comparison(plain, full):
+    for report in (plain, full):
+        text = json.dumps(report.to_dict()["sections"])
+        assert '"train"' not in text and "train (" not in text
+        assert any("training loss set aside" in n for n in report.meta["notes"])
+        assert "training loss set aside" in report.html
+    assert {r[0] for r in plain.section("downstream").tables[0].rows} == {"val/web"}
+
+
+def test_comparison_renders_decision_reasons_and_regressions(full, comparison):
     d = full.section("decision")
-    assert d.omitted is None and d.verdict == "go"
-    rows = {r[0]: r for r in d.tables[0].rows}
-    assert rows["better"][1] == "go" and rows["better"][2] == "0.97"
-    assert rows["worse"][4] == "[+0.03, +0.07]"
-    assert "better beats baseline at the target with P = 0.97" in d.intro
-    evidence = dict(d.tables[1].rows)
-    assert evidence["decision_accuracy"] == "0.83" and evidence["rank_stability"] == "0.9"
+    assert d.omitted is None and d.verdict == comparison.decision == "go"
+    rows = cells(d.tables[0])
+    assert rows["better"]["decision"] == "go" and rows["worse"]["decision"] == "no-go"
+    s = comparison.recipe_summary("better")
+    assert rows["better"]["P(beats baseline)"] == f"{s['p_beats_baseline']:.3g}"
+    assert rows["better"]["predicted val/web"] == f"{s['predicted']:.4g}"
+    assert float(rows["better"]["predicted gain"]) == pytest.approx(-s["predicted_delta"],
+                                                                    rel=1e-3)
+    lo, hi = (float(x) for x in rows["worse"]["95% CI of the gain"].strip("[]").split(", "))
+    w = comparison.recipe_summary("worse")["ci95"]
+    assert (lo, hi) == (pytest.approx(-w[1], rel=1e-3), pytest.approx(-w[0], rel=1e-3))
+    assert "Δ" not in json.dumps([t.to_dict() for t in d.tables[:1]])
+    assert comparison.reasons[0] in d.intro
+    reasons = d.tables[1]
+    assert reasons.columns == ("recipe", "reason") and len(reasons.rows) >= 4
+    assert [t.columns[0] for t in d.tables[2:]] == ["proxy scale", "metric", "stage gate"]
     regs = full.section("downstream").tables[-1]
-    assert regs.columns == ("recipe", "metric", "delta", "beyond_noise")
-    assert regs.rows == (("better", "ds/quiz", "-0.004", "no"),)
-    # go/no-go takes the comparison's prediction: gain = -delta for a loss
-    go = {r[0]: r for r in full.section("gonogo").tables[0].rows}
-    assert go["better"][3] == "+0.048" and go["better"][-2:] == ("go", "the comparison")
+    assert regs.columns == ("recipe", "metric", "where", "gain", "95% CI of the gain",
+                            "threshold", "blocking")
+    assert len(regs.rows) == len(comparison.regressions)
+    r = comparison.regressions.iloc[0]  # worse on ds/quiz: an accuracy, gain = delta
+    assert regs.rows[0][:4] == (r["recipe"], r["metric"], r["where"], f"{r['delta']:+.4g}")
+
+
+def test_the_report_takes_the_comparisons_metric_baseline_and_target(demo, comparison):
+    report = build_report(demo, bootstrap=0, compare=comparison)
+    assert report.meta["metric"] == "val/web" and report.meta["baseline"] == "baseline"
+    assert report.meta["target"]["params"] == comparison.target.params
+    with pytest.raises(ValueError, match="baseline is baseline, not better"):
+        build_report(demo, bootstrap=0, compare=comparison, baseline="better")
+    with pytest.raises(ValueError, match="decides on metric val/web, not train"):
+        build_report(demo, bootstrap=0, compare=comparison, metric="train")
+    with pytest.raises(ValueError, match="target is N = "):
+        build_report(demo, bootstrap=0, compare=comparison, target=(7e9, 1.4e11))
+
+
+def test_warnings_come_first_in_the_decision_once(demo, comparison):
+    said = ("hold-out error 12% at N = 400M (above 5%)",
+            "contamination: eval/quiz overlaps better's training stream")
+    cmp = dataclasses.replace(comparison, warnings=said)
+    report = build_report(demo, bootstrap=0, compare=cmp, checks=checks_dict())
+    assert report.section("decision").warnings == said  # better's contamination not said twice
+    assert report.to_dict()["warnings"] == list(said)
+    html = report.html
+    box = html.index('class="warnings"')
+    assert box < html.index('class="verdict"') and html.index(said[0]) > box
+    md = report.markdown
+    assert f"> **Warning:** {said[0]}" in md
+    assert md.index("> **Warning:**") < md.index("**Decision: go**")
+    # without the comparison's word on it, the data checks' contamination is a warning
+    quiet = dataclasses.replace(comparison, warnings=())
+    report = build_report(demo, bootstrap=0, compare=quiet, checks=checks_dict())
+    (w,) = report.warnings
+    assert w.startswith("Contamination: 4% of the documents of eval/quiz") and "better" in w
+    # and it shows even when there is no decision
+    report = build_report(demo, metric="val/web", bootstrap=0, checks=checks_dict())
+    assert report.section("decision").omitted and report.warnings == (w,)
+    assert 'class="warnings"' in report.html
+
+
+def test_isoflop_stop_signal_is_a_warning():
+    """Valleys whose minimum moves to smaller models at larger compute (a stop signal) raise
+    a warning of the report's own, shown at the top of the Decision."""
+    rows = []
+    for c, best in ((1e18, 2e8), (1e19, 6e7), (1e20, 4e8)):  # N*(C) down, then up
+        for n in np.round(np.geomspace(best / 4, best * 4, 5)):
+            rows.append({"experiment": "iso", "recipe": "baseline", "run": f"{c:g}-{n:.3g}",
+                         "params": n, "tokens": c / (6 * n), "metric": "val/x", "kind": "loss",
+                         "final": True, "value": 3.0 - 0.1 * np.log10(c)
+                         + 0.2 * np.log10(n / best) ** 2})
+    obs = sl.from_frame(pd.DataFrame(rows), name="iso.csv")
+    report = build_report(obs, metric="val/x", bootstrap=0, holdout=False)
+    assert any("stop signal" in n for n in report.section("isoflop").notes)
+    (w,) = report.warnings
+    assert w.startswith("IsoFLOP stop signal (baseline)")
+    assert report.section("decision").warnings == (w,)
 
 
 def test_checks_dict_renders_sources_and_contamination(full):
@@ -183,8 +266,9 @@ def test_results_with_to_dict_are_accepted(demo):
 
     report = build_report(demo, metric="val/web", bootstrap=0, checks=Result())
     assert report.section("data").omitted is None
-    with pytest.raises(ValueError, match="'compare' argument"):
-        build_report(demo, metric="val/web", bootstrap=0, compare=[1, 2])
+    for bad in ([1, 2], {"decision": "go"}):  # a comparison is a result, not its JSON
+        with pytest.raises(ValueError, match="'compare' argument .* must be a Comparison"):
+            build_report(demo, metric="val/web", bootstrap=0, compare=bad)
 
 
 def test_given_fit_by_recipe_marks_runs_beyond_its_range_held_out(demo):
@@ -218,25 +302,22 @@ def test_unknown_metric_or_baseline_is_an_input_error(demo):
 # ------------------------------------------------- the real comparison and data checks
 
 
-def test_real_comparison_renders_its_decision_and_regressions(demo):
-    from scaling_ladder.compare import CompareOptions, compare
-
-    res = compare(demo, baseline="baseline", metric="val/web",
-                  options=CompareOptions(bootstrap=20, slice_bootstrap=5, gate_bootstrap=0))
-    report = build_report(demo, metric="val/web", bootstrap=0, compare=res)
-    d = report.section("decision")
-    assert d.verdict == res.decision and d.omitted is None
-    rows = {r[0]: r for r in d.tables[0].rows}
-    assert rows["better"][1] == res.decisions["better"].decision == "go"
-    assert rows["worse"][1] == "no-go"
-    reasons = d.tables[1]
-    assert reasons.columns == ("recipe", "reason") and len(reasons.rows) >= 4
-    assert any(t.columns[0] == "proxy scale" for t in d.tables)  # rank stability per scale
-    regs = report.section("downstream").tables[-1]
-    assert len(regs.rows) == len(res.regressions) and "95% CI" in regs.columns
-    go = {r[0]: r for r in report.section("gonogo").tables[0].rows}
-    delta = res.recipe_summary("better")["predicted_delta"]
-    assert float(go["better"][3]) == pytest.approx(-delta, rel=1e-3)  # gain = -delta (loss)
+def test_go_nogo_shows_the_comparisons_gains(full, comparison):
+    go = {r[0]: r for r in full.section("gonogo").tables[0].rows}
+    rows = cells(full.section("decision").tables[0])
+    for recipe in ("better", "worse"):
+        # predicted gain, its CI, P(beats), decision: the Decision table's cells
+        d = rows[recipe]
+        assert go[recipe][3:7] == (d["predicted gain"], d["95% CI of the gain"],
+                                   d["P(beats baseline)"], d["decision"])
+        # the gain at the largest proxy: the per-scale table's, at the scale the rule reads
+        t = comparison.per_scale
+        t = t[(t["metric"] == "val/web") & (t["recipe"] == recipe) & t["delta"].notna()]
+        top = t.sort_values(["flops", "params"]).iloc[-1]
+        assert go[recipe][1:3] == (f"{-top['delta']:+.4g}", top["scale"])
+        reason = next(r for r in comparison.recipe_summary(recipe)["reasons"]
+                      if r.startswith("gain at "))
+        assert reason.startswith(f"gain at {top['scale']} = {go[recipe][1]} nats")
 
 
 def _built_data(root):
@@ -290,8 +371,9 @@ def test_cli_report_decides_and_checks_a_data_directory(demo, tmp_path):
 
 def test_data_strings_are_escaped_in_html_and_markdown():
     obs = demo_observations(worse=EVIL)
-    report = build_report(obs, metric="val/web", bootstrap=0, compare=compare_dict(EVIL),
+    report = build_report(obs, bootstrap=0, compare=demo_comparison(obs, warnings=(EVIL,)),
                           checks=checks_dict(source=EVIL))
+    assert report.warnings[0] == EVIL
     html = report.html
     assert len(re.findall(r"<script", html)) == 1  # the page's own script only
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -360,14 +442,35 @@ def test_cli_report_writes_the_page_and_json(tmp_path):
     assert [s["key"] for s in payload["sections"]] == ORDER
 
 
-def test_cli_report_markdown_and_given_comparison(tmp_path):
-    cmp = tmp_path / "cmp.json"
-    cmp.write_text(json.dumps(compare_dict(worse="refinedweb") | {"baseline": "c4"}))
+def test_cli_report_markdown_and_given_comparison(demo, comparison, tmp_path):
+    runs, cmp = tmp_path / "runs.csv", tmp_path / "cmp.json"
+    demo.write(runs)
+    d = dataclasses.replace(comparison, warnings=("E at its lower bound",)).to_dict()
+    cmp.write_text(json.dumps(d))
     out = tmp_path / "r.md"
-    res = runner.invoke(app, ["report", "--example", "overtrain", "--metric", "val/c4",
-                              "--bootstrap", "0", "--compare", str(cmp), "-o", str(out)])
+    res = runner.invoke(app, ["report", str(runs), "--bootstrap", "0", "--compare", str(cmp),
+                              "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "**Decision: go**" in out.read_text() and "Decision" in res.stdout
+    md = out.read_text()
+    assert "**Decision: go**" in md and "> **Warning:** E at its lower bound" in md
+    assert "warning: E at its lower bound" in res.stdout and "Decision" in res.stdout
+    # an older comparison (no warnings key) or another file: exit 2, naming the file and fix
+    for key in ("warnings", "per_scale"):
+        cmp.write_text(json.dumps({k: v for k, v in d.items() if k != key}))
+        res = runner.invoke(app, ["report", str(runs), "--compare", str(cmp), "-o",
+                                  str(tmp_path / "x.md")])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1
+        assert f"{cmp}: is not a comparison written by this version" in res.stderr
+        assert f"no key '{key}'" in res.stderr and "re-run ladder compare" in res.stderr
+    cmp.write_text(json.dumps(d | {"verdict": "go"}))
+    res = runner.invoke(app, ["report", str(runs), "--compare", str(cmp), "-o",
+                              str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and "unknown key 'verdict'" in res.stderr
+    cmp.write_text(json.dumps(d))
+    res = runner.invoke(app, ["report", str(runs), "--compare", str(cmp), "--baseline",
+                              "better", "-o", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and "baseline is baseline, not better" in res.stderr
+    assert not (tmp_path / "x.md").exists()
 
 
 def test_cli_report_bad_input_exits_2_and_writes_nothing(tmp_path):
@@ -386,6 +489,31 @@ def test_cli_report_bad_input_exits_2_and_writes_nothing(tmp_path):
                               "-o", str(out)])
     assert res.exit_code == 2 and "--target-tokens" in res.stderr
     assert not out.exists()
+
+
+def test_report_modules_import_in_one_direction():
+    """No import circle in report/: build -> sections -> section modules -> model -> render
+    (imports only for type checkers do not count)."""
+    root = Path(build_report.__code__.co_filename).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        checking = [n for n in ast.walk(tree) if isinstance(n, ast.If)
+                    and "TYPE_CHECKING" in ast.unparse(n.test)]
+        hidden = {id(x) for n in checking for x in ast.walk(n)}
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and id(node) not in hidden:
+                deps |= ({node.module} if node.module else {a.name for a in node.names})
+        graph[path.stem] = deps & {p.stem for p in root.glob("*.py")}
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d)))
+                   for d in graph[start])
+
+    assert not [m for m in graph if reaches(m, m)]
+    assert not [m for m, deps in graph.items() if "build" in deps and m != "__init__"]
+    assert {"model"} <= graph["decision"] & graph["scaling"] & graph["tables"] & graph["fits"]
 
 
 def test_cli_report_help_has_an_example():

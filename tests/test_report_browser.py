@@ -17,7 +17,7 @@ import pytest
 
 import scaling_ladder as sl
 from scaling_ladder.report import build_report
-from test_report import EVIL, checks_dict, compare_dict, demo_observations
+from test_report import EVIL, checks_dict, demo_comparison, demo_observations
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(os.environ.get("LADDER_SCREENSHOTS",
@@ -40,9 +40,9 @@ def _chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _reports() -> dict:
-    demo = build_report(demo_observations(worse=EVIL), metric="val/web", bootstrap=10,
-                        compare=compare_dict(EVIL), checks=checks_dict(EVIL),
-                        title="Demo ladder <b>report</b>")
+    obs = demo_observations(worse=EVIL)
+    demo = build_report(obs, bootstrap=10, compare=demo_comparison(obs, warnings=(EVIL,)),
+                        checks=checks_dict(EVIL), title="Demo ladder <b>report</b>")
     chin = build_report(sl.datasets.load("chinchilla").select(
         where="besiroglu_outlier == False"), bootstrap=10)
     over = build_report(sl.datasets.load("overtrain"), metric="val/c4", baseline="c4",

@@ -29,6 +29,7 @@ from .common import (
     progress_bar,
     write_json,
 )
+from .decide import RulePath
 
 # ------------------------------------------------------------------------- report, check
 
@@ -86,7 +87,13 @@ def report_verb(
     target_tokens: Annotated[float | None, typer.Option(help="Target tokens D.")] = None,
     law: LawName = "chinchilla",
     bootstrap: Annotated[int, typer.Option(help="Run-clustered bootstrap resamples of the "
-                                           "fits made here.")] = 100,
+                                           "fits made here (with --decide, also of the "
+                                           "comparison's joint fit).")] = 100,
+    slice_bootstrap: Annotated[int, typer.Option(help="With --decide: resamples of every other "
+                                                 "slice's and task's fit.")] = 30,
+    gate_bootstrap: Annotated[int, typer.Option(help="With --decide: resamples of each stage "
+                                                "gate's fit (0: no stage gates).")] = 50,
+    rule_path: RulePath = None,
     holdout: Annotated[bool, typer.Option("--holdout/--no-holdout", help="Hold out the largest "
                                           "model size from the fits made here.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
@@ -95,10 +102,14 @@ def report_verb(
 ) -> None:
     """Write the scaling report: one self-contained HTML page (or Markdown).
 
-    Decision, experiments, loss curves, the scaling fit and its prediction at the target,
-    IsoFLOP valleys, go/no-go, downstream and regression tables, data checks. Example: ladder
-    report --example overtrain --metric val/c4 --baseline c4 --decide -o report.html
+    Warnings and the decision, experiments, loss curves, the scaling fit and its prediction at
+    the target, IsoFLOP valleys, go/no-go, downstream and regression tables, data checks. With
+    a comparison (--decide, or --compare FILE) its numbers are the report's, and its metric,
+    baseline and target are the report's. Example: ladder report --example overtrain --metric
+    val/c4 --baseline c4 --decide -o report.html
     """
+    from ..compare import CompareOptions, Comparison
+    from ..compare.decide import Rule
     from ..report import build_report
 
     if (target_params is None) != (target_tokens is None):
@@ -107,9 +118,14 @@ def report_verb(
         raise ValueError("Give --compare FILE or --decide, not both.")
     obs = load(paths, example, experiment, recipe, None, where, "all")
     fitted = _read_fit_file(fit_path) if fit_path else None
-    compared = (_read_result(compare_path, "a comparison written by ladder compare --json",
-                             "write it with ladder compare --json FILE")
-                if compare_path else None)
+    compared = None
+    if compare_path:
+        data = _read_result(compare_path, "a comparison written by ladder compare --json",
+                            "write it with ladder compare --json FILE")
+        compared = Comparison.from_dict(data, source=str(compare_path))
+    options = (CompareOptions(law=law, bootstrap=bootstrap, slice_bootstrap=slice_bootstrap,
+                              gate_bootstrap=gate_bootstrap) if decide else None)
+    rule = Rule.from_toml(rule_path) if decide and rule_path else None
     checked = None
     if checks_path is not None and checks_path.is_dir():
         from ..data import check as data_check
@@ -123,10 +139,13 @@ def report_verb(
         result = build_report(obs, metric=metric, fit=fitted,
                               compare=True if decide else compared, checks=checked,
                               target=target, baseline=baseline, law=law, bootstrap=bootstrap,
-                              holdout=holdout, seed=seed, title=title, progress=progress)
+                              holdout=holdout, seed=seed, title=title, compare_options=options,
+                              rule=rule, progress=progress)
     written = result.write(out_path, format=fmt)
     if emit_json(json_out, {**result.to_dict(), "out": str(written)}):
         return
+    for w in result.warnings:
+        out.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
     t = DataTable(title=result.title, caption=f"wrote {written} "
                   f"({written.stat().st_size / 1e3:,.0f} kB)")
     t.add_column("section")

@@ -196,6 +196,99 @@ class Comparison:
             "notes": list(self.notes), "set_aside": dict(self.set_aside),
         })
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str | None = None) -> Comparison:
+        """Rebuild a comparison from :meth:`to_dict` (a ``ladder compare --json`` file).
+
+        Rebuilt: the decision, reasons, warnings, each recipe's summary (decision, reasons,
+        advice, the basis of its P(beats), survival, compute multiplier), the predictions,
+        per-scale and regression tables, gates, target, rule, options, notes, flags and the
+        joint fit's summary (variant, held-out errors, notes; ``joint.fit`` is None: its
+        parameters and draws are not in the JSON), so that ``recipe_summary`` gives what the
+        file holds. A file of another version (a key
+        missing or unknown) is an :class:`~scaling_ladder.errors.InputError` naming ``source``.
+        """
+        from dataclasses import fields
+
+        from ..errors import InputError
+
+        fix = "re-run ladder compare ... --json FILE with this version"
+        need = {"decision", "reasons", "warnings", "baseline", "metric", "kind", "match",
+                "target", "recipes", "joint_fit", "per_scale", "rank_stability",
+                "decision_accuracy", "predictions", "regressions", "near_chance", "downstream",
+                "protocols", "gates", "rule", "options", "notes", "set_aside"}
+        known = need | {"sign_convention", "params_convention", "baseline_predicted"} | {
+            f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise InputError(source, "is not a comparison (not a JSON object)", fix=fix)
+        missing, unknown = sorted(need - set(d)), sorted(set(d) - known)
+        if missing or unknown:
+            what = (f"no key {', '.join(map(repr, missing))}" if missing
+                    else f"unknown key {', '.join(map(repr, unknown))}")
+            raise InputError(source, "is not a comparison written by this version of ladder "
+                             f"compare --json ({what})", fix=fix)
+
+        def real(x) -> float:
+            return np.nan if x is None else float(x)
+
+        def table(rows, columns=None) -> pd.DataFrame:
+            frame = pd.DataFrame.from_records(rows, columns=columns)
+            for c in frame.columns:  # JSON null back to NaN in numeric columns
+                vals = frame[c].dropna()
+                if frame[c].dtype == object and len(vals) and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                    frame[c] = frame[c].astype(float)
+            return frame
+
+        try:
+            decisions, multipliers, surv = {}, {}, {}
+            on_data = {f.name for f in fields(Decision)} >= {"basis", "p_beats"}
+            for r, s in d["recipes"].items():
+                # a decision on the data's ranking (basis) carries its own P(beats)
+                on = ({"basis": s.get("basis", "fit"), "p_beats": real(s["p_beats_baseline"])}
+                      if on_data else {})
+                decisions[r] = Decision(s["decision"], tuple(s["reasons"]), tuple(s["advice"]),
+                                        (), s["headline"], **on)
+                multipliers[r] = {"point": s["compute_multiplier"],
+                                  "ci": s["compute_multiplier_ci95"],
+                                  "path": s["compute_multiplier_path"],
+                                  "note": s["compute_multiplier_note"] or ""}
+                v = s["survival"]
+                if v is not None:
+                    surv[r] = Survival(
+                        int(v["n_scales"]), real(v["share_better"]), real(v["sign_consistency"]),
+                        tuple(map(real, v["top_sizes"])), real(v["top_share_better"]),
+                        real(v["trend_per_decade"]), tuple(map(real, v["trend_ci95"])),
+                        v["trend"])
+            j, t = d["joint_fit"], d["target"]
+            joint = JointFit(None, j["variant"],
+                             {k: np.inf if e is None else float(e)
+                              for k, e in j["held_out_are"].items()},
+                             j["held_out"], tuple(j["notes"]))
+            options = CompareOptions(**{k: tuple(v) if k == "variants" else v
+                                        for k, v in d["options"].items()})
+            more = {}
+            if "flags" in d and "flags" in {f.name for f in fields(cls)}:
+                more["flags"] = {r: tuple(f) for r, f in d["flags"].items()}
+            return cls(
+                baseline=d["baseline"], metric=d["metric"], kind=d["kind"],
+                recipes=tuple(sorted({d["baseline"], *d["recipes"]})), match=d["match"],
+                target=Target(t["params"], t["tokens"], float(t["flops"]), t["path"],
+                              bool(t["given"])),
+                joint=joint, per_scale=table(d["per_scale"]), survival=surv,
+                rank_stability=d["rank_stability"], decision_accuracy=d["decision_accuracy"],
+                predictions=table(d["predictions"], None if d["predictions"] else PRED_COLUMNS),
+                multipliers=multipliers, regressions=table(d["regressions"]),
+                near_chance=tuple(d["near_chance"]), downstream=d["downstream"],
+                protocols=d["protocols"], decisions=decisions, decision=d["decision"],
+                reasons=tuple(d["reasons"]), gates=tuple(d["gates"]),
+                rule=Rule.from_dict(d["rule"]), options=options, notes=tuple(d["notes"]),
+                set_aside=tuple(d["set_aside"].items()), warnings=tuple(d["warnings"]), **more)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"no key {exc}" if isinstance(exc, KeyError) else str(exc).rstrip(".")
+            raise InputError(source, "is not a comparison written by this version of ladder "
+                             f"compare --json ({what})", fix=fix) from None
+
     def summary(self) -> str:
         """Plain text: the decision, each recipe's reasons, and the notes."""
         lines = [f"[[Decision]] {self.decision} (baseline {self.baseline}, metric "

@@ -3,13 +3,16 @@
 The order is that of a good scaling report: the decision first, then the evidence it rests on
 (experiment table, loss curves, the scaling fit and its prediction at the target, IsoFLOP
 valleys, the go/no-go scatter, downstream and regression tables), then the data's smoke checks.
-This module holds the result types and the order of work: the laws come from :mod:`.fits`, the
-sections from :mod:`.sections`, the figures from :mod:`.figures` (static SVG), and
+This module only orchestrates: what a report is made of is in :mod:`.model`, the single-recipe
+laws in :mod:`.fits`, the sections in :mod:`.sections`, the figures in :mod:`.figures`, and
 :mod:`.render` writes HTML and Markdown. A section with nothing to show is kept, empty, with
 the reason it is empty.
 
-Signs follow DESIGN.md: a delta is ``recipe - baseline`` in the metric's units; a *gain* is the
-improvement (positive is better): ``baseline - recipe`` for a loss.
+One number per quantity: the report renders the comparison (a
+:class:`~scaling_ladder.compare.Comparison`, run here or rebuilt from its JSON with
+``Comparison.from_dict``) and takes its metric, baseline and target; its numbers are the
+report's numbers for the decision metric at the target. Signs follow DESIGN.md: what a person
+reads is a *gain*, the improvement (positive is better).
 """
 
 from __future__ import annotations
@@ -17,128 +20,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..compare import CompareOptions, Comparison
+from ..compare import compare as run_compare
+from ..compare.decide import Rule
 from ..errors import InputError
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..observations.table import Observations
-from .figures import Figure
-from .fits import RecipeFit, fit_recipes, predict_target
+from .fits import fit_recipes, predict_target
+from .model import Analysis, AtTarget, Report
+from .sections import BUILD_ORDER, ORDER
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of pre-formatted cells (strings), with a caption saying what it shows."""
-
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    caption: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "rows": [list(r) for r in self.rows],
-                "caption": self.caption}
-
-
-@dataclass(frozen=True)
-class Section:
-    """One numbered section of the report; ``omitted`` says why it is empty, when it is."""
-
-    key: str
-    title: str
-    intro: str = ""
-    tables: tuple[Table, ...] = ()
-    figures: tuple[Figure, ...] = ()
-    notes: tuple[str, ...] = ()
-    omitted: str | None = None
-    verdict: str | None = None  # a headline word: go, no-go, inconclusive
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "intro": self.intro,
-                "verdict": self.verdict, "omitted": self.omitted,
-                "tables": [t.to_dict() for t in self.tables],
-                "figures": [f.to_dict() for f in self.figures], "notes": list(self.notes)}
-
-
-@dataclass(frozen=True)
-class Report:
-    """A built report: its sections in order, with HTML and Markdown renderings.
-
-    ``meta`` holds what the report was built from (sources, metric, law, target, baseline).
-    """
-
-    title: str
-    sections: tuple[Section, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def figures(self) -> list[Figure]:
-        return [f for s in self.sections for f in s.figures]
-
-    def section(self, key: str) -> Section:
-        for s in self.sections:
-            if s.key == key:
-                return s
-        raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
-
-    @property
-    def html(self) -> str:
-        """One self-contained HTML page: inline CSS, SVG figures and a few lines of script."""
-        from .render import to_html
-
-        return to_html(self)
-
-    @property
-    def markdown(self) -> str:
-        """The report as Markdown; figures are referred to, not embedded (see :meth:`write`)."""
-        from .render import to_markdown
-
-        return to_markdown(self)
-
-    def write(self, path: str | Path, *, format: str | None = None) -> Path:
-        """Write ``html`` or ``md`` (from the suffix unless given); Markdown figures are written
-        as SVG files in ``<name>_figures/`` beside it. The file is replaced atomically."""
-        from .render import write
-
-        return write(self, Path(path), format)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report's numbers without the figures' markup: what ``--json`` writes."""
-        return {"title": self.title, "meta": self.meta,
-                "sections": [s.to_dict() for s in self.sections]}
-
-
-@dataclass
-class Analysis:
-    """What the sections are built from (internal, shared by :mod:`.sections`)."""
-
-    frame: pd.DataFrame  # every row, with run_id
-    main: pd.DataFrame  # rows of the reported metric
-    metric: str
-    kind: str
-    recipes: list[str]  # baseline first
-    baseline: str
-    target: dict[str, Any]
-    law_name: str
-    fits: dict[str, RecipeFit] = field(default_factory=dict)
-    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gains: dict[str, dict[str, Any]] = field(default_factory=dict)
-    compare: dict[str, Any] | None = None
-    checks: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-    tick: Callable[[int], None] = lambda n=1: None
-
-    @property
-    def better(self) -> int:
-        """+1 when lower is better (loss), -1 when higher is (accuracy): gain = better*(b - r)."""
-        return 1 if self.kind == "loss" else -1
+TRAIN_SET_ASIDE = ("training loss set aside: each recipe trains on its own data, so it is not "
+                   "comparable across recipes (held-out slices are)")
 
 
 def build_report(
@@ -146,7 +47,7 @@ def build_report(
     *,
     metric: str | None = None,
     fit: LawFit | Mapping[str, LawFit] | None = None,
-    compare: Any = None,
+    compare: Comparison | bool | None = None,
     checks: Any = None,
     target: tuple[float, float] | Mapping[str, float] | None = None,
     baseline: str | None = None,
@@ -155,27 +56,34 @@ def build_report(
     holdout: bool = True,
     seed: int = 0,
     title: str | None = None,
+    compare_options: CompareOptions | None = None,
+    rule: Rule | None = None,
     progress: Progress | None = None,
 ) -> Report:
     """Build the scaling report of a ladder.
 
     Parameters
     ----------
-    obs : the observations (every metric: the reported one, downstream tasks, ``train``).
-    metric : the loss metric the scaling fit and decision use (default: the loss metric logged
-        by the most runs, ``val/*`` preferred).
+    obs : the observations (every metric: the reported one, downstream tasks; training loss is
+        set aside, as in the comparison, unless it is the metric).
+    metric : the loss metric the scaling fit and decision use (default: the comparison's, else
+        the loss metric logged by the most runs, ``val/*`` preferred).
     fit : a fitted law: one per recipe (mapping), one fitted with ``by="recipe"``, or one law
-        when the data hold one recipe. Default: fit ``law`` per recipe here.
-    compare, checks : the result of the recipe comparison and of the stage-0 data checks (an
-        object with ``to_dict()`` or that dict); their sections say so when absent.
-        ``compare=True`` runs :func:`scaling_ladder.compare.compare` here with its defaults
-        (baseline, metric, target and seed as given here).
-    target : ``(params, tokens)`` to predict at (default: the largest run of the data).
+        when the data hold one recipe. Default: fit ``law`` per recipe here. These single-recipe
+        fits draw the curves and bands; with a comparison they predict nothing at the target.
+    compare : the recipe comparison (:func:`scaling_ladder.compare.compare`, or
+        ``Comparison.from_dict`` of ``ladder compare --json``); ``True`` runs it here with
+        ``compare_options`` (default: this ``law`` and ``bootstrap``), ``rule``, and the
+        baseline, metric, target and seed given here. Its metric, baseline and target are the
+        report's: giving others is a ValueError.
+    checks : the stage-0 data checks (``data.CheckResult`` or its ``to_dict()``).
+    target : ``(params, tokens)`` to predict at (default: the comparison's, else the largest
+        run of the data).
     baseline : the recipe others are compared with (default: the comparison's, else
         ``default``, else the first by name).
     law, bootstrap, holdout, seed : for the fits made here: the law's name, run-clustered
         bootstrap resamples, whether to hold out the largest model size (when at least four
-        sizes), and the resampling seed.
+        sizes; a diagnostic), and the resampling seed.
     progress : called as ``progress(done, total)``.
 
     Returns
@@ -191,18 +99,25 @@ def build_report(
     """
     frame = obs.frame if isinstance(obs, Observations) else obs
     sources = list(obs.sources) if isinstance(obs, Observations) else []
-    _check_args(frame, bootstrap, law)
-    chk = _as_dict(checks, "checks")
+    _check_args(frame, bootstrap, law, compare)
+    cmp = compare if isinstance(compare, Comparison) else None
+    if cmp is not None:
+        _check_agrees(cmp, metric, baseline, target)
+        metric, baseline = cmp.metric, cmp.baseline
+    chk = _checks_dict(checks)
     frame = frame.copy()
     multi = frame["experiment"].nunique() > 1
     frame["run_id"] = (frame["experiment"].astype(str) + "/" + frame["run"].astype(str)
                        if multi else frame["run"].astype(str))
     metric = choose_metric(frame, metric)
+    notes = []
+    if metric != "train" and (frame["metric"] == "train").any():
+        frame = frame[frame["metric"] != "train"]
+        notes.append(TRAIN_SET_ASIDE)
     main = frame[frame["metric"] == metric]
     kind = str(main["kind"].iloc[0])
     recipes = sorted(main["recipe"].unique(), key=natural)
-    cmp = None if compare is True else _as_dict(compare, "compare")
-    base = _baseline(recipes, baseline, cmp)
+    base = _baseline(recipes, baseline)
     recipes = [base] + [r for r in recipes if r != base]
     reserved = 1000 if compare is True else 0  # progress units of a comparison run here
     total = reserved + len(recipes) * max(bootstrap, 1) + 8
@@ -214,53 +129,76 @@ def build_report(
         if progress:
             progress(min(done, total), total)
 
-    if compare is True:
-        cmp = _run_compare(obs, base, metric, target, seed, progress, reserved, total)
-        tick(reserved)
+    if compare is True and len(recipes) > 1:
+        options = compare_options or CompareOptions(law=law, bootstrap=bootstrap)
+        cmp = _run_compare(obs, base, metric, target, seed, options, rule, progress,
+                           reserved, total)
+    tick(reserved)
     a = Analysis(frame=frame, main=main, metric=metric, kind=kind, recipes=recipes,
                  baseline=base, target=_target(main, target, cmp), law_name=law, compare=cmp,
                  checks=chk, tick=tick)
-    from .sections import ORDER  # imported here: the sections import this module's classes
-
+    if cmp is not None:
+        a.at_target = {r: AtTarget.of(cmp, r) for r in cmp.recipes}
+        a.compared_here = cmp.target.path == "tokens-per-param"
     fit_recipes(a, fit, law=law, bootstrap=bootstrap, holdout=holdout, seed=seed)
     predict_target(a)
-    built = []
-    for make in ORDER:
-        built.append(make(a))
+    built = {}
+    for make in BUILD_ORDER:
+        built[make] = make(a)
         tick()
     meta = {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "sources": sources, "rows": int(len(frame)),
         "runs": int(frame["run_id"].nunique()), "metric": metric, "kind": kind,
         "recipes": recipes, "baseline": base, "target": a.target, "law": law,
-        "bootstrap": bootstrap, "seed": seed, "notes": a.notes,
+        "bootstrap": bootstrap, "seed": seed, "notes": notes + a.notes,
         "set_aside": dict(obs.set_aside) if isinstance(obs, Observations) else {},
     }
     names = ", ".join(Path(p).name for p in sources)
     name = title or f"Scaling report: {metric}" + (f" ({names})" if names else "")
-    return Report(name, tuple(built), meta)
+    return Report(name, tuple(built[make] for make in ORDER), meta)
 
 
 # ----------------------------------------------------------------------------- arguments
 
 
-def _check_args(frame: pd.DataFrame, bootstrap: int, law: str) -> None:
+def _check_args(frame: pd.DataFrame, bootstrap: int, law: str, compare: Any) -> None:
     if not (isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0):
         raise ValueError("The 'bootstrap' argument of build_report must be an int >= 0. "
                          f"Got {bootstrap!r}.")
+    if not (compare is None or isinstance(compare, (bool, Comparison))):
+        raise ValueError("The 'compare' argument of build_report must be a Comparison (from "
+                         "compare(), or Comparison.from_dict() of `ladder compare --json`) or "
+                         f"True. Got {type(compare).__name__}.")
     make_law(law)  # raises the ValueError naming the laws
     if len(frame) == 0:
         raise InputError(None, "no rows to report", fix="loosen the selection")
 
 
-def _as_dict(x: Any, name: str) -> dict[str, Any] | None:
+def _check_agrees(cmp: Comparison, metric: str | None, baseline: str | None, target) -> None:
+    """The report is about the comparison's metric, baseline and target, or one name would
+    carry two different numbers."""
+    fix = "leave it out (the comparison's is used) or re-run ladder compare with it"
+    if metric is not None and metric != cmp.metric:
+        raise ValueError(f"The comparison decides on metric {cmp.metric}, not {metric}: {fix}.")
+    if baseline is not None and baseline != cmp.baseline:
+        raise ValueError(f"The comparison's baseline is {cmp.baseline}, not {baseline}: {fix}.")
+    if target is not None and cmp.target.path == "tokens-per-param":
+        n, d = _pair(target)
+        if not (np.isclose(n, cmp.target.params) and np.isclose(d, cmp.target.tokens)):
+            raise ValueError(f"The comparison's target is {cmp.target.label}, not N = {n:.3g}, "
+                             f"D = {d:.3g}: {fix}.")
+
+
+def _checks_dict(x: Any) -> dict[str, Any] | None:
+    """The data checks as their JSON: a ``CheckResult`` or what its ``to_dict()`` wrote."""
     if x is None:
         return None
     if hasattr(x, "to_dict"):
         x = x.to_dict()
     if not isinstance(x, Mapping):
-        raise ValueError(f"The '{name}' argument of build_report must be a result with "
-                         f"to_dict() or a dict. Got {type(x).__name__}.")
+        raise ValueError("The 'checks' argument of build_report must be a CheckResult or its "
+                         f"to_dict(). Got {type(x).__name__}.")
     return dict(x)
 
 
@@ -286,9 +224,7 @@ def choose_metric(frame: pd.DataFrame, metric: str | None) -> str:
     return max(sorted(counts.index), key=lambda m: (counts[m], m.startswith("val/")))
 
 
-def _baseline(recipes: list[str], baseline: str | None, cmp: dict | None) -> str:
-    if baseline is None and cmp and isinstance(cmp.get("baseline"), str):
-        baseline = cmp["baseline"]
+def _baseline(recipes: list[str], baseline: str | None) -> str:
     if baseline is None:
         return "default" if "default" in recipes else recipes[0]
     if baseline not in recipes:
@@ -297,41 +233,39 @@ def _baseline(recipes: list[str], baseline: str | None, cmp: dict | None) -> str
     return baseline
 
 
-def _run_compare(obs, baseline: str, metric: str, target, seed: int,
-                 progress: Progress | None, share: int, total: int) -> dict[str, Any]:
-    """The recipe comparison with its defaults, its progress mapped onto ``share`` units."""
-    from ..compare import compare
+def _pair(target) -> tuple[float, float]:
+    if isinstance(target, Mapping):
+        return float(target["params"]), float(target["tokens"])
+    n, d = target
+    return float(n), float(d)
 
-    if len(obs.frame["recipe"].unique() if isinstance(obs, Observations)
-           else obs["recipe"].unique()) < 2:
-        return None
-    n, d = (None, None) if target is None else (
-        (target["params"], target["tokens"]) if isinstance(target, Mapping) else target)
+
+def _run_compare(obs, baseline: str, metric: str, target, seed: int, options: CompareOptions,
+                 rule: Rule | None, progress: Progress | None, share: int,
+                 total: int) -> Comparison:
+    """The recipe comparison, its progress mapped onto ``share`` units of the report's."""
+    n, d = (None, None) if target is None else _pair(target)
 
     def sub(done: int, of: int) -> None:
         if progress:
             progress(int(share * done / max(of, 1)), total)
 
-    return compare(obs, baseline=baseline, metric=metric, target_params=n, target_tokens=d,
-                   seed=seed, progress=sub).to_dict()
+    return run_compare(obs, baseline=baseline, metric=metric, target_params=n,
+                       target_tokens=d, rule=rule, options=options, seed=seed, progress=sub)
 
 
-def _target(main: pd.DataFrame, target, cmp: dict | None = None) -> dict[str, Any]:
-    given = (cmp or {}).get("target")
-    if target is None and isinstance(given, dict) and given.get("params") and given.get("tokens"):
-        target = (given["params"], given["tokens"])
-        how = "the comparison's target"
-    else:
-        how = "given"
+def _target(main: pd.DataFrame, target, cmp: Comparison | None) -> dict[str, Any]:
+    how = "given"
+    if target is None and cmp is not None and cmp.target.path == "tokens-per-param":
+        target = (cmp.target.params, cmp.target.tokens)
+        how = "the comparison's target" + ("" if cmp.target.given else
+                                           ": its largest scale trained, as none was given")
     if target is None:
         n = float(main["params"].max())
         d = float(main.loc[main["params"] == main["params"].max(), "tokens"].max())
         how = "the largest run of the data (pass --target-params/--target-tokens to choose)"
     else:
-        if isinstance(target, Mapping):
-            n, d = float(target["params"]), float(target["tokens"])
-        else:
-            n, d = (float(v) for v in target)
+        n, d = _pair(target)
         if not (np.isfinite(n) and np.isfinite(d) and n > 0 and d > 0):
             raise ValueError(f"The 'target' of build_report must be positive (params, tokens). "
                              f"Got {target!r}.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -39,18 +38,6 @@ def interval(ci, digits: int = 4, sign: bool = False) -> str:
         return "—"
     f = signed if sign else num
     return f"[{f(ci[0], digits)}, {f(ci[1], digits)}]"
-
-
-def value_text(x: Any) -> str:
-    """Any JSON value from another result (compare, checks) as compact text."""
-    if isinstance(x, (list, tuple)) and len(x) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
-        return interval(x)
-    if isinstance(x, float):
-        return num(x)
-    if isinstance(x, (dict, list, tuple)):
-        return json.dumps(x, default=str)[:300]
-    return num(x)
 
 
 def pct(x, digits: int = 2) -> str:

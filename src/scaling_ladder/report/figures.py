@@ -242,12 +242,12 @@ def _draw_runs(ax, rows: pd.DataFrame, xcol: str, colors, style: str) -> None:
 
 @_styled
 def scaling_fit(panels: Sequence[Mapping[str, Any]], *, key: str = "scaling-fit",
-                law: str = "") -> Figure | None:
+                law: str = "", star: str = "") -> Figure | None:
     """Fitted curves with bands, where each run lands, and the residuals; held-out points open.
 
     Each panel (one recipe) has ``points`` (a table with params, flops, value, residual,
     heldout), ``curves`` (per size: params, flops, mean, lo, hi) and optionally ``target``
-    (flops, mean, lo, hi, actual).
+    (flops, mean, lo, hi, actual); ``star`` says what the target's star and bar are.
     """
     panels = [p for p in panels if len(p["points"])]
     if not panels:
@@ -298,18 +298,20 @@ def scaling_fit(panels: Sequence[Mapping[str, Any]], *, key: str = "scaling-fit"
         res.set_ylabel("residual (%)" if i == 0 else "")
     handles = [Line2D([], [], color="0.3", marker="o", linestyle="", label="fitted run"),
                Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="",
-                      label="held-out run"),
+                      label="held-out run (diagnostic)"),
                Line2D([], [], color="black", marker="*", linestyle="", markersize=8,
                       label="prediction at target"),
                Line2D([], [], color="#d73027", marker="x", linestyle="",
                       label="observed at target")]
     _size_legend(fig, colors, handles, right=1.7)
+    star = star or ("the single-recipe fit's prediction at the target with its 95% "
+                    "prediction interval (a new run)")
     caption = (f"Final loss against compute, one panel per recipe, colour = model size. Lines: "
-               f"the fitted {law} law along each size's token range, with its 95% bootstrap "
-               "band (the curve's CI); filled points were fitted, open points were held out. "
-               "Star: the prediction at the target with its 95% prediction interval (a new run); "
-               "cross: the observed run at the target, when there is one. Bottom: residuals, "
-               "observed / predicted − 1, in percent.")
+               f"the {law} law fitted to each recipe alone (for the curves), along each size's "
+               "token range, with its 95% bootstrap band (the curve's CI); filled points were "
+               "fitted, open points were held out (a diagnostic). "
+               f"Star: {star}; cross: the observed run at the target, when there is one. Bottom: "
+               "residuals, observed / predicted − 1, in percent.")
     return Figure(key, "Scaling fit", caption, _svg(fig, key))
 
 
@@ -387,7 +389,8 @@ def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mappin
 
 @_styled
 def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: str,
-                     baseline: str, key: str = "decision") -> Figure | None:
+                     baseline: str, source: str = "the fitted laws",
+                     key: str = "decision") -> Figure | None:
     """Proxy gain against predicted gain at the target, per recipe, with the decision regions.
 
     ``points``: recipe, x (gain observed at the proxies), y (gain predicted at the target),
@@ -420,12 +423,12 @@ def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: 
                     fontsize=8)
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
-    ax.set_xlabel(f"gain observed at the largest shared proxy ({unit})")
+    ax.set_xlabel(f"gain observed at the largest proxy ({unit})")
     ax.set_ylabel(f"gain predicted at the target ({unit})")
     ax.set_title(f"Go / no-go against baseline {text(baseline)}", loc="left")
     caption = ("Each point is a recipe against the baseline; gain is the improvement (positive "
-               "is better). x: the gain measured on the largest proxy runs both recipes share; "
-               "y: the gain the fitted laws predict at the target, with its 95% interval. "
+               "is better). x: the gain measured at the largest proxy scale both recipes share; "
+               f"y: the gain predicted at the target by {source}, with its 95% interval. "
                "Shaded regions: go (above), inconclusive (within the typical interval "
                f"half-width, ±{band:.3g} {unit}), no-go (below); colour is each recipe's "
                "decision.")

@@ -1,17 +1,17 @@
-"""The report's laws: the given fit(s) per recipe, or one fitted per recipe here, and every
-recipe's prediction at the target with the gain over the baseline.
+"""The report's single-recipe laws: the given fit(s) per recipe, or one fitted per recipe here,
+for the curves, the bands and the hold-out diagnostic; and, only when no comparison predicts
+the report's metric at its target, every recipe's prediction there with the gain over the
+baseline (with a comparison, those numbers are the comparison's: see :class:`.model.AtTarget`).
 
 Fits made here use the ``auto`` checkpoints: the final one of warmup-stable-decay runs (and of
 their cooldown branches), else those after the first 10% of each run's tokens (variant c of the
 Hitchhiker's Guide, Choshen et al. 2024); and they hold out the largest model size when there
-are at least four, so that the report can show how well the law predicted it.
+are at least four, so that the report can show how well the law predicted it (a diagnostic).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,20 +20,7 @@ from ..errors import InputError
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..observations.table import checkpoint_mask
-
-if TYPE_CHECKING:
-    from .build import Analysis
-
-
-@dataclass(frozen=True)
-class RecipeFit:
-    """The law fitted for one recipe, and which runs it saw."""
-
-    fit: LawFit
-    group: str | None = None
-    heldout: frozenset[str] = frozenset()
-    selection: str = "final"
-    source: str = "fitted here"
+from .model import Analysis, RecipeFit
 
 
 def fit_recipes(a: Analysis, given, *, law: str, bootstrap: int, holdout: bool,
@@ -136,10 +123,23 @@ def law_inputs(fit: LawFit, params, tokens) -> dict[str, np.ndarray] | None:
     return {k: have[k] for k in fit.law.inputs}
 
 
-def predict_target(a: Analysis) -> None:
-    """Per recipe: prediction at the target (CI, PI, draws); per candidate: the gain."""
+def observed_at_target(a: Analysis, recipe: str) -> float | None:
+    """The mean final value of ``recipe``'s runs at the target (N, D), when there are any."""
     t = a.target
-    finals = a.main[a.main["final"].to_numpy(bool)]
+    fin = a.main[a.main["final"].to_numpy(bool)]
+    at = fin[(fin["recipe"] == recipe) & np.isclose(fin["params"], t["params"])
+             & np.isclose(fin["tokens"], t["tokens"], rtol=0.01)]
+    return float(at["value"].mean()) if len(at) else None
+
+
+def predict_target(a: Analysis) -> None:
+    """Per recipe: prediction at the target (CI, PI, draws); per candidate: the gain.
+
+    Only when no comparison predicts the report's metric at its target: otherwise the
+    comparison's numbers are the report's, and a second prediction would contradict them."""
+    if a.compared_here:
+        return
+    t = a.target
     for recipe, rf in a.fits.items():
         x = law_inputs(rf.fit, t["params"], t["tokens"])
         if x is None:
@@ -149,11 +149,9 @@ def predict_target(a: Analysis) -> None:
         p = rf.fit.predict_interval(group=rf.group, seed=0, **x)
         draws = (rf.fit.predict_draws(group=rf.group, **x) if rf.fit.draws is not None
                  else None)
-        at = finals[(finals["recipe"] == recipe) & np.isclose(finals["params"], t["params"])
-                    & np.isclose(finals["tokens"], t["tokens"], rtol=0.01)]
         a.predictions[recipe] = {
             "mean": float(p.mean), "ci": _pair(p.ci), "pi": _pair(p.pi), "draws": draws,
-            "actual": float(at["value"].mean()) if len(at) else None}
+            "actual": observed_at_target(a, recipe)}
     base = a.predictions.get(a.baseline)
     for recipe in a.recipes[1:]:
         cand = a.predictions.get(recipe)

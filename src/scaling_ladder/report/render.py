@@ -11,11 +11,14 @@ import re
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
-from .build import Report, Table
 from .cells import count
+
+if TYPE_CHECKING:  # the model imports this module to render itself
+    from .model import Report, Table
 
 _NUMERIC = re.compile(r"^[−+\-]?[\d.,]+(e[+\-]?\d+)?[%kMBT]?( \[.*\]| \(.*\))?( ± [\d.e\-]+)?$")
 _BADGES = {"go": "go", "no-go": "no-go", "inconclusive": "inconclusive"}
@@ -91,6 +94,10 @@ def to_markdown(report: Report, figure_dir: str | None = None) -> str:
              f"{meta.generated} by scaling-ladder {_version()}.", ""]
     for i, s in enumerate(report.sections, 1):
         lines += [f"## {i}. {_md_cell(s.title)}", ""]
+        for w in s.warnings:
+            lines += [f"> **Warning:** {_md_cell(w)}", ">"]
+        if s.warnings:
+            lines[-1] = ""
         if s.omitted:
             lines += [f"*Omitted: {_md_cell(s.omitted)}*", ""]
             continue

@@ -1,5 +1,10 @@
 """Sections 3 to 5: loss curves, the scaling fit with its band and prediction at the target,
-IsoFLOP valleys and the compute-optimal frontier."""
+IsoFLOP valleys and the compute-optimal frontier.
+
+The curves and bands are each recipe's own law (:mod:`.fits`). When a comparison predicts the
+reported metric at the target, the target table, the headline and the star at the target are
+the comparison's numbers (:class:`~.model.AtTarget`), not a second prediction.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ from ..errors import InputError
 from ..laws.compute import isoflop as isoflop_analysis
 from ..laws.compute import optimal
 from . import figures
-from .build import Analysis, Section, Table
 from .cells import count, interval, num, signed
-from .fits import law_inputs
+from .fits import law_inputs, observed_at_target
+from .model import Analysis, Section, Table
 
 MAX_PANELS = 4  # recipes drawn side by side; the others are listed in a note
 
@@ -28,9 +33,8 @@ def shown_recipes(a: Analysis, pool: list[str]) -> tuple[list[str], list[str]]:
 
 
 def curves(a: Analysis) -> Section:
-    metrics = [a.metric] + (["train"] if "train" in set(a.frame["metric"]) and
-                            a.metric != "train" else [])
-    rows = a.frame[a.frame["metric"].isin(metrics)]
+    metrics = [a.metric]
+    rows = a.main
     shown, rest = shown_recipes(a, list(rows["recipe"].unique()))
     fig = figures.loss_curves(rows[rows["recipe"].isin(shown)], metrics=metrics, recipes=shown)
     notes = (f"Not drawn (only {MAX_PANELS} recipes are): {', '.join(rest)}.",) if rest else ()
@@ -59,12 +63,7 @@ def scaling(a: Analysis) -> Section:
         pts = pts.assign(predicted=rf.fit.predict(group=rf.group, **x),
                          heldout=pts["run_id"].isin(rf.heldout))
         pts = pts.assign(residual=pts["value"] / pts["predicted"] - 1)
-        pred = a.predictions.get(recipe)
-        target = None
-        if pred:
-            lo, hi = pred["pi"] or (None, None)
-            target = {"flops": a.target["flops"], "mean": pred["mean"], "lo": lo, "hi": hi,
-                      "actual": pred["actual"]}
+        target = _star(a, recipe)
         panels.append({"recipe": recipe, "points": pts, "curves": _curves(rf, pts),
                        "target": target})
         held = pts[pts["heldout"]]
@@ -76,19 +75,44 @@ def scaling(a: Analysis) -> Section:
     if rest:
         notes.append(f"Not drawn (only {MAX_PANELS} recipes are): {', '.join(rest)}.")
     first = next(iter(a.fits.values()))
-    fig = figures.scaling_fit(panels, law=first.fit.law.name)
+    star = ("the comparison's prediction at the target (its joint fit) with its 95% CI"
+            if a.compared_here else "")
+    fig = figures.scaling_fit(panels, law=first.fit.law.name, star=star)
     tables = [_params_table(a), _target_table(a)]
     if are_rows:
-        tables.append(Table(("recipe", "held-out N", "runs", "ARE"), tuple(are_rows),
-                            "Absolute relative error of the fit on the held-out largest runs "
-                            "(Choshen et al. 2024): mean |observed − predicted| / observed."))
-    intro = (f"The {first.fit.law.name} law ({first.fit.law.formula}; {first.fit.law.citation}) "
-             f"fitted to {first.selection} of {a.metric}, {first.fit.objective}"
+        tables.append(Table(("recipe", "held-out N", "runs", "ARE (diagnostic)"),
+                            tuple(are_rows),
+                            "Hold-out check, a diagnostic: absolute relative error of each "
+                            "single-recipe fit on the largest runs it did not see (Choshen et al. "
+                            "2024): mean |observed − predicted| / observed."))
+    if a.compare is not None:
+        tables.append(_joint_table(a))
+    intro = (f"Single-recipe fits, for the curves: the {first.fit.law.name} law "
+             f"({first.fit.law.formula}; {first.fit.law.citation}) fitted to each recipe's "
+             f"{first.selection} of {a.metric}, {first.fit.objective}"
              + (f", {len(first.fit.draws)} run-clustered bootstrap resamples"
                 if first.fit.draws is not None else ", no bootstrap (no intervals)")
              + (". Fits were given, not made here." if first.source == "given" else ".")
              + " " + _headline(a))
-    return Section(key, title, intro, tuple(tables), (fig,) if fig else (), tuple(notes))
+    return Section(key, title, intro.strip(), tuple(tables), (fig,) if fig else (),
+                   tuple(notes))
+
+
+def _star(a: Analysis, recipe: str) -> dict[str, Any] | None:
+    """The prediction drawn at the target: the comparison's (CI) or the recipe's own (PI)."""
+    if a.compared_here:
+        t = a.at_target.get(recipe)
+        if t is None or t.predicted is None:
+            return None
+        lo, hi = t.predicted_ci or (None, None)
+        return {"flops": a.target["flops"], "mean": t.predicted, "lo": lo, "hi": hi,
+                "actual": observed_at_target(a, recipe)}
+    pred = a.predictions.get(recipe)
+    if not pred:
+        return None
+    lo, hi = pred["pi"] or (None, None)
+    return {"flops": a.target["flops"], "mean": pred["mean"], "lo": lo, "hi": hi,
+            "actual": pred["actual"]}
 
 
 def _curves(rf, pts: pd.DataFrame, most: int = 8) -> list[dict[str, Any]]:
@@ -120,46 +144,98 @@ def _params_table(a: Analysis) -> Table:
             flat = k if rf.group is None or k in rf.fit.params else f"{k}[{rf.group}]"
             ci = rf.fit.ci.get(flat)
             cells.append(num(p[k]) + (f" {interval((ci.lo, ci.hi), 3)}" if ci else ""))
-        cells += [str(rf.fit.n_runs) + (f" (+{len(rf.heldout)} held out)" if rf.heldout else ""),
-                  num(rf.fit.n_points)]
+        cells += [str(rf.fit.n_runs) + (f" (+{len(rf.heldout)} held out, diagnostic)"
+                                        if rf.heldout else ""), num(rf.fit.n_points)]
         rows.append(tuple(cells))
     return Table(("recipe", *names, "runs fitted", "points"), tuple(rows),
-                 "Fitted parameters with their 95% bootstrap intervals (runs resampled, not "
-                 "points).")
+                 "Single-recipe fits, for the curves: fitted parameters with their 95% bootstrap "
+                 "intervals (runs resampled, not points).")
 
 
 def _target_table(a: Analysis) -> Table:
     t = a.target
+    where = (f"At the target N = {count(t['params'])}, D = {count(t['tokens'])} "
+             f"(C = {num(t['flops'], 3)} FLOPs; {t['how']}).")
+    if a.compared_here:
+        rows = []
+        for recipe in a.recipes:
+            at = a.at_target.get(recipe)
+            if at is None:
+                continue
+            c = at.shown
+            base = recipe == a.baseline
+            rows.append((recipe, c["predicted"], c["predicted_ci"],
+                         num(observed_at_target(a, recipe)), "baseline" if base else c["gain"],
+                         "—" if base else c["gain_ci"], "—" if base else c["p_beats_at_target"]))
+        return Table(("recipe", f"predicted {a.metric}", "95% CI", "observed",
+                      "expected gain vs baseline", "95% CI of the gain", "P(beats baseline)"),
+                     tuple(rows),
+                     f"{where} The comparison's joint fit ({_method(a)}): the numbers of the "
+                     f"Decision section; the single-recipe fits above only draw the curves. "
+                     + a.gain_caption())
     rows = []
     for recipe in a.recipes:
         p = a.predictions.get(recipe)
         if p is None:
             continue
         g = a.gains.get(recipe)
-        gain = "baseline" if recipe == a.baseline else "—"
-        if g:
-            half = (g["ci"][1] - g["ci"][0]) / 2 if g["ci"] else None
-            gain = signed(g["gain"]) + (f" ± {num(half, 3)}" if half is not None else "")
-        rows.append((recipe, num(p["mean"], 5), interval(p["ci"]), interval(p["pi"]),
-                     num(p["actual"], 5), gain))
-    return Table(("recipe", "predicted loss", "95% CI (curve)", "95% PI (a new run)",
-                  "observed", "expected gain vs baseline"), tuple(rows),
-                 f"At the target N = {count(t['params'])}, D = {count(t['tokens'])} "
-                 f"(C = {num(t['flops'], 3)} FLOPs; {t['how']}). Gain = baseline − recipe "
-                 "(positive is better), ± half the width of its 95% interval.")
+        base = recipe == a.baseline
+        gain = "baseline" if base else signed(g["gain"]) if g else "—"
+        rows.append((recipe, num(p["mean"]), interval(p["ci"]), interval(p["pi"]),
+                     num(p["actual"]), gain,
+                     "—" if base or not g else interval(g["ci"], sign=True)))
+    other = ("" if a.compare is None else " The comparison predicts at another target (see "
+             "the Decision section).")
+    return Table(("recipe", f"predicted {a.metric}", "95% CI (curve)", "95% PI (a new run)",
+                  "observed", "expected gain vs baseline", "95% CI of the gain"), tuple(rows),
+                 f"{where} Single-recipe fits, each recipe's law on its own.{other} "
+                 + a.gain_caption())
+
+
+def _method(a: Analysis) -> str:
+    """How the comparison predicted the decision metric (its predictions table says)."""
+    p = a.compare.predictions
+    m = p.loc[p["metric"] == a.compare.metric, "method"]
+    return str(m.iloc[0]) if len(m) else f"variant {a.compare.joint.variant}"
+
+
+def _joint_table(a: Analysis) -> Table:
+    j = a.compare.joint
+    rows = tuple((v, num(e, 3), "chosen" if v == j.variant else "")
+                 for v, e in j.errors.items())
+    held = j.held_out or "the largest size"
+    return Table(("sharing variant", "held-out ARE (diagnostic)", ""), rows,
+                 f"The comparison's joint fit: {_method(a)}. Hold-out check, a diagnostic: each "
+                 f"way of sharing parameters across recipes fitted without {held} and scored on "
+                 "them (absolute relative error)."
+                 + ("" if rows else " No variant could be held out."))
 
 
 def _headline(a: Analysis) -> str:
+    if a.compared_here:
+        base = a.at_target.get(a.baseline)
+        if base is None:
+            return ""
+        parts = [f"At the target the comparison's joint fit predicts {a.metric} "
+                 f"{base.shown['predicted']} for baseline {a.baseline}."]
+        for recipe in a.recipes[1:]:
+            at = a.at_target.get(recipe)
+            if at is None:
+                continue
+            c = at.shown
+            parts.append(f"Candidate {recipe}: {c['predicted']}, expected gain {c['gain']} "
+                         f"{c['gain_ci']} (95% CI), P(beats baseline) {c['p_beats_at_target']}.")
+        return " ".join(parts)
     base = a.predictions.get(a.baseline)
     if base is None:
         return ""
     parts = []
     for recipe, g in a.gains.items():
         cand = a.predictions[recipe]
-        half = f" ± {num((g['ci'][1] - g['ci'][0]) / 2, 2)}" if g["ci"] else ""
-        parts.append(f"Baseline {a.baseline} predicted final loss {num(base['mean'], 4)}, "
-                     f"candidate {recipe} {num(cand['mean'], 4)}, expected gain "
-                     f"{signed(g['gain'], 3)}{half} nats/token at the target.")
+        parts.append(f"Baseline {a.baseline} predicted {num(base['mean'])}, candidate {recipe} "
+                     f"{num(cand['mean'])}: expected gain {signed(g['gain'])}"
+                     + (f" {interval(g['ci'], sign=True)} (95% CI)" if g["ci"] else "")
+                     + " at the target (single-recipe fits).")
     return " ".join(parts)
 
 
@@ -196,6 +272,10 @@ def isoflop(a: Analysis, tolerance: float = 0.05) -> Section:
             if any(n2 < n1 for n1, n2 in zip(ns, ns[1:])):
                 notes.append(f"{recipe}: the IsoFLOP minimum moves to smaller models at larger "
                              "compute: the valleys are erratic (a stop signal).")
+                a.warnings.append(("isoflop", recipe, (
+                    f"IsoFLOP stop signal ({recipe}): the compute-optimal model size shrinks as "
+                    "compute grows, so the valleys are erratic; compute-optimal sizes read off "
+                    "this ladder are unreliable (IsoFLOP valleys section).")))
             spread = {round(float(np.log10(10 ** np.mean(np.log10(g["flops"])))), 6):
                       float(np.ptp(np.log10(g["flops"]))) for g in _clusters(fin, tolerance)}
             for b in iso.budgets:

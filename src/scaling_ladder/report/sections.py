@@ -1,7 +1,7 @@
 """The report's sections in the order a scaling report is read.
 
-Each is a function of the shared :class:`~.build.Analysis` returning a
-:class:`~.build.Section`: the decision and go / no-go (:mod:`.decision`), loss curves, scaling
+Each is a function of the shared :class:`~.model.Analysis` returning a
+:class:`~.model.Section`: the decision and go / no-go (:mod:`.decision`), loss curves, scaling
 fit and IsoFLOP valleys (:mod:`.scaling`), the experiment, downstream, regression and data
 tables (:mod:`.tables`).
 """
@@ -13,3 +13,8 @@ from .scaling import curves, isoflop, scaling
 from .tables import data_checks, downstream, experiments
 
 ORDER = (decision, experiments, curves, scaling, isoflop, gonogo, downstream, data_checks)
+"""Reading order."""
+
+BUILD_ORDER = ORDER[1:] + ORDER[:1]
+"""Order of work: the decision last, because its warnings box gathers what the other sections
+find (contamination in the data checks, IsoFLOP stop signals)."""

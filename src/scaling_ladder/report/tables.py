@@ -1,5 +1,9 @@
 """Sections 2, 7 and 8: the experiment table, downstream and regression tables, and the
-stage-0 data checks (rendered from ``data.CheckResult.to_dict()``)."""
+stage-0 data checks (rendered from ``data.CheckResult.to_dict()``).
+
+With a comparison, the downstream tables show its per-scale values at its reference scale and
+the regression table is its own; every difference is shown as a gain (positive is better).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .build import Analysis, Section, Table
-from .cells import count, interval, num, pct, signed, value_text
+from ..compare.scales import better_sign, reference_scale
+from .cells import count, interval, num, pct, signed
+from .model import Analysis, Section, Table
 
 MAX_ROWS = 1000  # experiment-table rows
+CONTAMINATION_WARNING = 0.01  # share of a slice's documents sharing an n-gram with a recipe
 EXTRA_COLUMNS = ("tokenizer", "protocol", "hardware", "optimizer", "schedule", "weight_decay",
                  "warmup", "seq_len")
 
@@ -98,7 +104,17 @@ def _convention(f: pd.DataFrame) -> str:
 
 
 def _reference(a: Analysis) -> tuple[pd.DataFrame, str]:
-    """Final rows of every metric at the largest (N, D) that the most recipes share."""
+    """Values of every metric per recipe at one scale (columns metric, kind, recipe, value,
+    random_baseline): the comparison's reference scale of the decision metric (the largest
+    compute holding the most recipes), else the largest (N, D) the most recipes share."""
+    cmp = a.compare
+    if cmp is not None:
+        t = cmp.per_scale
+        prim = t[t["metric"] == cmp.metric]
+        if prim.empty:
+            return t.iloc[:0], ""
+        scale = reference_scale(prim)
+        return t[t["scale"] == scale], f"{scale} (the comparison's per-scale table)"
     fin = a.frame[a.frame["final"].to_numpy(bool)]
     fin = fin.assign(_d=fin["tokens"].map(lambda v: float(f"{v:.3g}")))
     configs = fin.groupby(["params", "_d"])["recipe"].nunique()
@@ -107,7 +123,7 @@ def _reference(a: Analysis) -> tuple[pd.DataFrame, str]:
     most = configs.max()
     n, d = max(configs[configs == most].index)
     rows = fin[(fin["params"] == n) & (fin["_d"] == d)]
-    return rows, f"N = {count(n)}, D = {count(d)}"
+    return rows, f"N = {count(n)}, D = {count(d)}, final checkpoints (mean over seeds)"
 
 
 def downstream(a: Analysis) -> Section:
@@ -137,47 +153,19 @@ def downstream(a: Analysis) -> Section:
             cells.append(num(b, 4))
             for r in recipes[1:]:
                 x = v.get(r)
-                cells.append("—" if pd.isna(x) else f"{num(x, 4)} ({signed(sign * (b - x), 3)})")
+                cells.append("—" if pd.isna(x) else f"{num(x, 4)} ({signed(sign * (b - x))})")
             body.append(tuple(cells))
         tables.append(Table(tuple(head), tuple(body),
-                            f"{label}, final checkpoints at {where} (mean over seeds). In "
-                            "brackets: the gain over the baseline (positive is better)."))
+                            f"{label}, at {where}. In brackets: the gain over the baseline "
+                            "(positive is better)."))
     tables.append(_regressions(a, vals, recipes, chance, where))
     return Section(key, title, tables=tuple(tables))
 
 
 def _regressions(a: Analysis, vals: pd.DataFrame, recipes: list[str], chance: dict,
                  where: str) -> Table:
-    cmp_regs = (a.compare or {}).get("regressions")
-    if a.compare is not None and cmp_regs is not None:
-        items = list(cmp_regs.values()) if isinstance(cmp_regs, dict) else list(cmp_regs)
-        if not items:
-            return Table(("regression",), (), "Regression table of the comparison: nothing got "
-                         "worse beyond noise.")
-        if all(isinstance(r, dict) for r in items):
-            cols = [c for c in dict.fromkeys(k for r in items for k in r)
-                    if c not in ("ci_lo", "ci_hi")]
-            has_ci = any("ci_lo" in r for r in items)
-            head = cols[:cols.index("delta") + 1] + ["95% CI"] + cols[cols.index("delta") + 1:] \
-                if has_ci and "delta" in cols else cols
-            body = []
-            for r in items:
-                cells = []
-                for c in head:
-                    if c == "95% CI":
-                        cells.append(interval((r.get("ci_lo"), r.get("ci_hi")), sign=True)
-                                     if r.get("ci_lo") is not None else "—")
-                    elif c == "delta":
-                        cells.append(signed(r.get(c)))
-                    else:
-                        cells.append(value_text(r.get(c)))
-                body.append(tuple(cells))
-            return Table(tuple(head), tuple(body),
-                         "Regression table of the comparison: every slice and task where a "
-                         "recipe is worse than the baseline beyond noise (delta = recipe − "
-                         "baseline; blocking: beyond the rule's threshold).")
-        return Table(("regression",), tuple((value_text(r),) for r in items),
-                     "Regression table of the comparison.")
+    if a.compare is not None:
+        return _comparison_regressions(a)
     out = []
     for r in recipes[1:]:
         for (metric, kind), v in vals.iterrows():
@@ -189,7 +177,7 @@ def _regressions(a: Analysis, vals: pd.DataFrame, recipes: list[str], chance: di
                 continue
             near = kind == "accuracy" and metric in chance and max(b, x) < chance[metric] + 0.02
             out.append((worse / abs(b) if b else np.inf, (
-                r, metric, kind, num(b, 4), num(x, 4), signed(-worse, 3),
+                r, metric, kind, num(b, 4), num(x, 4), signed(-worse),
                 f"{-100 * worse / abs(b):+.2f}%" if b else "—",
                 "near chance: uninformative" if near else "")))
         g = a.gains.get(r)
@@ -197,15 +185,37 @@ def _regressions(a: Analysis, vals: pd.DataFrame, recipes: list[str], chance: di
             base = a.predictions[a.baseline]["mean"]
             out.append((-g["gain"] / base, (r, f"{a.metric} predicted at target", a.kind,
                                             num(base, 4), num(a.predictions[r]["mean"], 4),
-                                            signed(g["gain"], 3),
+                                            signed(g["gain"]),
                                             f"{100 * g['gain'] / base:+.2f}%", "extrapolated")))
     out.sort(key=lambda t: -t[0])
     rows = tuple(t[1] for t in out)
     return Table(("recipe", "metric", "kind", "baseline", "recipe value", "gain", "relative",
                   "note"), rows,
                  f"Regression table: every metric where a recipe is worse than {a.baseline} "
-                 f"(final checkpoints at {where}, and the prediction at the target), worst "
-                 "first. " + ("None got worse." if not rows else ""))
+                 f"(at {where}, and the single-recipe fits' prediction at the target), worst "
+                 "first. " + a.gain_caption(mixed=True)
+                 + (" None got worse." if not rows else ""))
+
+
+def _comparison_regressions(a: Analysis) -> Table:
+    """The comparison's regression table, each delta shown as a gain (negative: worse)."""
+    regs = a.compare.regressions
+    head = ("recipe", "metric", "where", "gain", "95% CI of the gain", "threshold", "blocking")
+    if regs.empty:
+        return Table(head, (), "Regression table of the comparison: nothing got worse beyond "
+                     "noise.")
+    body = []
+    for r in regs.itertuples(index=False):
+        s = better_sign(r.kind)
+        ci = (None if pd.isna(r.ci_lo) or pd.isna(r.ci_hi)
+              else tuple(sorted((s * r.ci_lo, s * r.ci_hi))))
+        body.append((str(r.recipe), str(r.metric), str(r.where), signed(s * r.delta),
+                     interval(ci, sign=True), f"{num(r.threshold, 3)} {r.units}",
+                     num(bool(r.blocking))))
+    return Table(head, tuple(body),
+                 "Regression table of the comparison: every slice and task where a recipe is "
+                 "worse than the baseline beyond noise (blocking: beyond the rule's threshold). "
+                 + a.gain_caption(mixed=True))
 
 
 # ---------------------------------------------------------------------------- 8 data checks
@@ -240,6 +250,7 @@ def data_checks(a: Analysis) -> Section:
     if cont:
         rows = []
         for c in sorted(cont, key=lambda c: -float(c.get("rate", 0) or 0)):
+            _warn_contamination(a, c, chk.get("ngram", 13))
             ex = c.get("examples") or []
             rows.append((str(c.get("recipe")), str(c.get("slice")), pct(c.get("rate")),
                          pct(c.get("document_rate")), num(c.get("matched")),
@@ -254,6 +265,20 @@ def data_checks(a: Analysis) -> Section:
         return Section(key, title, omitted="The data checks hold no sources.")
     return Section(key, title, intro=f"Checks of {chk.get('directory', 'the data')}.",
                    tables=tuple(tables), notes=notes)
+
+
+def _warn_contamination(a: Analysis, c: dict[str, Any], ngram: int) -> None:
+    """A warning when at least CONTAMINATION_WARNING of a slice's documents share a word
+    n-gram with a recipe's training stream: that recipe's loss on the slice is optimistic."""
+    share = float(c.get("document_rate") or 0.0)
+    if share < CONTAMINATION_WARNING:
+        return
+    recipe, name = str(c.get("recipe")), str(c.get("slice"))
+    which = " (the decision metric)" if name == a.metric else ""
+    a.warnings.append(("contamination", recipe, (
+        f"Contamination: {pct(share)} of the documents of {name}{which} share a {ngram}-gram "
+        f"with {recipe}'s training stream ({pct(c.get('rate'))} of the slice's n-grams): "
+        f"{recipe}'s loss there is optimistic (Data smoke checks section).")))
 
 
 def _tokenizer(tok: Any) -> str:
