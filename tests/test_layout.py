@@ -19,10 +19,6 @@ Checked:
     no statistics), plan (laws.compute for FLOPs, data for a tokenizer), train (plan, data,
     laws.compute) and monitor (a run against its laws). ``ALLOWED`` says what each package
     may import; deferred imports count too, except those listed in ``BACKWARD``.
-
-report/ had a cycle of its own until its model (Table, Section, Report) moved to
-report/model.py: while that file does not exist, a cycle inside report/ is an expected
-failure ("report/model.py split pending"); once it does, the check is strict.
 """
 
 from __future__ import annotations
@@ -30,8 +26,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "scaling_ladder"
@@ -71,7 +65,6 @@ BACKWARD = {
     ("scaling_ladder.observations.table", "scaling_ladder.laws.compute"):
         DEFERRED[("scaling_ladder.observations.table", "scaling_ladder.laws.compute")],
 }
-REPORT_SPLIT_PENDING = "report/model.py split pending"
 
 
 def _name(path: Path) -> str:
@@ -186,24 +179,8 @@ def test_the_walk_sees_the_package():
     assert set(PACKAGES) <= {_package(m) for m in MODULES}
 
 
-def _in_report(cycle: list[str]) -> bool:
-    return all(m.startswith("scaling_ladder.report.") for m in cycle)
-
-
-def _report_split_pending() -> bool:
-    """report/ had a cycle until its model (Table, Section, Report) moved to report/model.py."""
-    return not (ROOT / "report" / "model.py").exists()
-
-
 def test_no_import_cycle_between_modules():
-    cycles = [c for c in _module_cycles() if not (_report_split_pending() and _in_report(c))]
-    assert cycles == [], f"import cycles: {cycles}"
-
-
-def test_no_import_cycle_inside_report():
-    cycles = [c for c in _module_cycles() if _in_report(c)]
-    if cycles and _report_split_pending():
-        pytest.xfail(f"{REPORT_SPLIT_PENDING}: {cycles}")
+    cycles = _module_cycles()
     assert cycles == [], f"import cycles: {cycles}"
 
 
