@@ -422,7 +422,7 @@ def compare(
     if progress:
         progress(ticker.total, ticker.total)
     return Comparison(
-        baseline=baseline, metric=metric, kind="loss", recipes=prep.recipes, match=prep.match,
+        baseline=baseline, metric=metric, kind=prep.kind, recipes=prep.recipes, match=prep.match,
         target=target, joint=jf, per_scale=table, survival=surv,
         rank_stability=rank_stability(table, metric), decision_accuracy=_decision_accuracy(table),
         predictions=predictions, multipliers=pred["multipliers"],
@@ -448,9 +448,13 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
     if no_rb:
         notes.append(f"{len(no_rb)} accuracy metric(s) have no random_baseline column: "
                      f"near-chance not judged ({_listing(no_rb, 3)})")
-    jf = joint_fit(law, fit_rows(metric), baseline=baseline, variants=options.variants,
-                   bootstrap=options.bootstrap, seed=seed, n_starts=options.n_starts,
-                   progress=ticker.sub())
+    if prep.kind == "loss":
+        jf = joint_fit(law, fit_rows(metric), baseline=baseline, variants=options.variants,
+                       bootstrap=options.bootstrap, seed=seed, n_starts=options.n_starts,
+                       progress=ticker.sub())
+    else:  # a loss law does not fit an accuracy: the recipes are ranked at each scale
+        jf = JointFit(None, "", notes=(f"no joint fit: {metric} is an accuracy, which a loss "
+                                       "law does not fit; ranked at each scale",))
     notes += list(jf.notes)
     rows, multipliers, draws, more, task_laws = [], {}, {}, [], {}
     if jf.fit is not None:

@@ -1,27 +1,51 @@
 """Observations made ready for a comparison: checks, downstream average, protocols, scales.
 
 Every problem a user can fix is an :class:`InputError` naming what is wrong and how to fix it
-(one recipe only, a baseline that is not in the data, a decision metric that is missing or not
-a loss, no scale shared with the baseline); gaps the comparison can live with (a metric some
-recipes lack, a recipe that shares no scale with the baseline) become notes.
+(one recipe only, a baseline that is not in the data, a decision metric that is missing, no
+scale shared with the baseline); gaps the comparison can live with (a metric some recipes lack,
+a recipe that shares no scale with the baseline) become notes.
+
+The decision metric is a loss or an accuracy (a ``ds/`` task, or ``ds/average``): an accuracy is
+compared scale by scale with higher as better, and :func:`paired_loss` names the loss a
+two-step prediction of it would go through (Bhagia et al. 2024, arXiv:2412.04403).
+
+Scales are matched by tokens: a run trained past the baseline's token budget at its size is cut
+at that budget when a checkpoint of it stands for a run trained to it
+(:func:`~scaling_ladder.compare.budgets.cut_to_budgets`), and the notes say what was cut, or
+not, and why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..errors import InputError
 from ..observations.table import Observations, _closest, _listing, from_frame
-from .scales import final_values, per_scale_table
+from .budgets import cut_to_budgets
+from .ranking import RankAtScale
+from .scales import final_values, observed_ranking, per_scale_table
 
 AVERAGE = "ds/average"
+SLICE_AVERAGE = "val/average"  # mean loss over the other val/ slices: the regression aggregate
+KINDS = ("loss", "accuracy")  # kinds a decision metric may have
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """The rows a comparison uses and the per-scale table built from them."""
+    """The rows a comparison uses and the per-scale table built from them.
+
+    ``kind`` is the decision metric's (``loss``: lower is better; ``accuracy``: higher is
+    better). For an accuracy, ``paired_loss`` is the loss a two-step prediction goes through
+    (None when there is none, or when the metric is a loss) and ``paired_loss_how`` says why
+    that one. ``observed`` is the ranking the data show at the largest scale holding every
+    recipe (:func:`~scaling_ladder.compare.scales.observed_ranking`). ``cuts`` has one record
+    per run trained past the baseline's budget (see :func:`cut_to_budgets`).
+    """
 
     frame: pd.DataFrame          # rows of the chosen protocol, with ds/average added
     frame_all: pd.DataFrame      # every protocol
@@ -34,12 +58,17 @@ class Prepared:
     missing: dict[str, str]      # recipe -> why it cannot be judged
     where: str | None
     notes: tuple[str, ...]
+    kind: str = "loss"
+    paired_loss: str | None = None
+    paired_loss_how: str = ""
+    observed: RankAtScale | None = None
+    cuts: tuple[dict[str, Any], ...] = ()
 
 
 def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | None,
             options, seed: int) -> Prepared:
     """Check the inputs, pick the protocol and the matching, and build the per-scale table."""
-    frame, where, metric = check_inputs(obs, baseline, metric)
+    frame, where, metric = check_inputs(obs, baseline, metric, kinds=KINDS)
     notes: list[str] = []
     if metric != "train" and (frame["metric"] == "train").any():
         # each recipe trains on its own data: its training loss measures a different text
@@ -64,13 +93,29 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
     frame, tasks = with_average(frame)
     if tasks:
         notes.append(f"{AVERAGE} = mean accuracy over the {len(tasks)} tasks every run has")
+    if metric not in set(frame["metric"]):  # ds/average asked for, but not every run has tasks
+        raise InputError(where, f'no rows with metric "{metric}": it needs at least two '
+                         "accuracy tasks on every run", column="metric",
+                         fix="choose a metric in the data")
+    kind = str(frame.loc[frame["metric"] == metric, "kind"].iloc[0])
+    per_scale, slices = with_slice_average(frame, metric)  # the table's rows, not the laws'
+    if slices:
+        notes.append(f"{SLICE_AVERAGE} = mean loss over the {len(slices)} val/ slices every run "
+                     f"has besides {metric} (weighted equally; per-scale table and regression "
+                     "table only)")
     match = "flops" if options.match == "flops" else "params-tokens"
-    finals = final_values(frame, match=match, tolerance=options.tolerance, primary=metric)
+    scaled, cuts, cut_notes = per_scale, (), []
+    if match == "params-tokens":
+        scaled, cuts, cut_notes = cut_to_budgets(per_scale, baseline=baseline,
+                                                 tolerance=options.tolerance)
+    finals = final_values(scaled, match=match, tolerance=options.tolerance, primary=metric)
     if options.match == "auto" and not shares_scale(finals, baseline, metric):
-        match = "flops"
-        finals = final_values(frame, match=match, tolerance=options.tolerance, primary=metric)
+        match, cuts, cut_notes = "flops", (), []
+        finals = final_values(per_scale, match=match, tolerance=options.tolerance,
+                              primary=metric)
         notes.append("no (N, D) scale is shared with the baseline: recipes matched by FLOPs "
                      "(IsoFLOP design; each recipe's best size per budget)")
+    notes += cut_notes
     table = per_scale_table(finals, baseline=baseline, level=options.level, seed=seed)
     recipes = tuple(sorted(frame["recipe"].astype(str).unique()))
     prim = table[table["metric"] == metric]
@@ -84,12 +129,22 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
     missing = {r: f"no scale shared with {baseline} on {metric}: {r} cannot be judged"
                for r, ok in shared.items() if not ok}
     notes += list(missing.values()) + missing_metric_notes(frame, recipes)
+    paired, how = None, ""
+    if kind == "accuracy":
+        paired, how = paired_loss(frame, metric, recipes)
+        notes.append(f"{metric} is an accuracy (higher is better): compared at each scale; "
+                     + (f"a two-step prediction goes through {how}" if paired else
+                        f"no loss to predict it through ({how}): ranked at each scale"))
     return Prepared(frame, frame_all, labels, protocol, metric, match, table, recipes, missing,
-                    where, tuple(notes))
+                    where, tuple(notes), kind=kind, paired_loss=paired, paired_loss_how=how,
+                    observed=observed_ranking(table, metric, baseline=baseline), cuts=cuts)
 
 
-def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | None):
-    """The frame and the decision metric, or an InputError naming what is wrong."""
+def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | None, *,
+                 kinds: tuple[str, ...] = ("loss",)):
+    """The frame, where it came from and the decision metric, or an InputError naming what is
+    wrong. ``kinds``: the kinds the decision metric may have (``compare`` takes loss and
+    accuracy; a two-step prediction needs a loss). The default metric is a loss."""
     if not isinstance(obs, Observations):
         obs = from_frame(obs)  # a table built in a notebook: validate it like a file
     frame = obs.frame
@@ -113,14 +168,22 @@ def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | 
         full = cover[cover == cover.max()].index
         val = [m for m in full if str(m).startswith("val/")]
         metric = sorted(val)[0] if val else sorted(full)[0]
+    elif metric == AVERAGE and metric not in set(frame["metric"]) and "accuracy" in kinds:
+        return frame, where, metric  # prepare adds it from the tasks every run has
     elif metric not in set(frame["metric"]):
         raise InputError(where, f'no rows with metric "{metric}"', column="metric",
                          fix=f"choose one of {_listing(sorted(frame['metric'].unique()))}"
                          + _closest(metric, frame["metric"].unique()))
-    elif metric not in set(losses["metric"]):
-        raise InputError(where, f'metric "{metric}" is not a loss', column="metric",
+    elif not set(frame.loc[frame["metric"] == metric, "kind"]) <= set(kinds):
+        have = sorted(set(frame.loc[frame["metric"] == metric, "kind"]))
+        raise InputError(where, f'metric "{metric}" is not a loss' if kinds == ("loss",) else
+                         f'metric "{metric}" is of kind {" and ".join(have)}', column="metric",
                          fix="decide on a loss (accuracies are judged through the two-step "
-                         "law and the regression table)")
+                         "law and the regression table)" if kinds == ("loss",) else
+                         f"decide on a metric of kind {' or '.join(kinds)}")
+    elif frame.loc[frame["metric"] == metric, "kind"].nunique() > 1:
+        raise InputError(where, f'metric "{metric}" mixes kinds (loss and accuracy)',
+                         column="kind", fix="give each metric one kind, or rename one of them")
     if baseline not in set(frame.loc[frame["metric"] == metric, "recipe"]):
         raise InputError(where, f'baseline "{baseline}" has no rows of metric "{metric}"',
                          column="metric", fix="choose a metric the baseline was evaluated on")
@@ -152,6 +215,31 @@ def with_average(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     avg["metric"] = AVERAGE
     return pd.concat([frame, avg[frame.columns.intersection(avg.columns)]],
                      ignore_index=True), tasks
+
+
+def with_slice_average(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, list[str]]:
+    """Add ``val/average``: per run and checkpoint, the mean loss over the ``val/`` slices every
+    run has other than ``metric``, weighted equally (at least two; none when the data already
+    has a metric of that name). Its noise then comes from the runs, as for any metric, so the
+    regression table can test the aggregate without assuming how the slices correlate."""
+    if SLICE_AVERAGE in set(frame["metric"]):
+        return frame, []
+    loss = frame[(frame["kind"] == "loss") & frame["metric"].str.startswith("val/")
+                 & (frame["metric"] != metric)]
+    fin = loss[loss["final"].to_numpy(bool)]
+    per_slice = fin.groupby("metric")["run"].nunique()
+    slices = sorted(per_slice[per_slice == frame["run"].nunique()].index)
+    if len(slices) < 2:
+        return frame, []
+    rows = loss[loss["metric"].isin(slices)]
+    keys = ["experiment", "recipe", "run", "tokens"]
+    g = rows.groupby(keys, sort=False)
+    avg = g.agg(value=("value", "mean"), n=("value", "size")).reset_index()
+    first = g.first().reset_index().drop(columns=["value", "metric"])
+    avg = avg.merge(first, on=keys)
+    avg = avg[avg["n"] == len(slices)].drop(columns="n").assign(metric=SLICE_AVERAGE)
+    return pd.concat([frame, avg[frame.columns.intersection(avg.columns)]],
+                     ignore_index=True), slices
 
 
 def protocol_labels(frame: pd.DataFrame) -> pd.Series | None:
@@ -186,3 +274,44 @@ def missing_metric_notes(frame: pd.DataFrame, recipes: tuple[str, ...]) -> list[
     first = next(iter(gaps))
     return [f"{len(gaps)} metric(s) are missing for some recipes and are compared without "
             f"them (e.g. {first}: no rows for {', '.join(gaps[first])})"]
+
+
+# ------------------------------------------------------------ the loss paired with an accuracy
+
+
+def paired_loss(frame: pd.DataFrame, metric: str, recipes: tuple[str, ...]
+                ) -> tuple[str | None, str]:
+    """The loss a two-step prediction of accuracy ``metric`` goes through, and why that one.
+
+    Step 1 of the two-step ladder predicts a loss from (N, D), step 2 maps it to accuracy
+    (Bhagia et al. 2024, arXiv:2412.04403). The loss is the task's own when one is given
+    (a loss metric of the same task name, e.g. ``ds_loss/hellaswag`` or ``ds/hellaswag_loss``),
+    else the ``val/`` loss most correlated with the metric across the ladder (most negative
+    Spearman rho over the runs' final values, at least 4 runs). Only losses every recipe has
+    count. ``(None, why)`` when there is none.
+    """
+    losses = frame[frame["kind"] == "loss"]
+    cover = losses.groupby("metric")["recipe"].nunique()
+    full = sorted(str(m) for m, n in cover.items() if n == len(recipes))
+    task = metric.split("/", 1)[-1]
+    same = [m for m in full if m.split("/", 1)[-1] in (task, f"{task}_loss", f"{task}/loss")]
+    if same:
+        return same[0], f"{same[0]}, the loss of the same task"
+    val = [m for m in full if m.startswith("val/")]
+    if not val:
+        return None, "no val/ loss every recipe has"
+    fin = frame[frame["final"].to_numpy(dtype=bool)]
+    by_run = fin.groupby(["metric", "experiment", "run"])["value"].mean()
+    acc = by_run.loc[metric]
+    best, best_rho, n = None, 0.0, 0
+    for m in val:
+        both = pd.concat([acc, by_run.loc[m]], axis=1, join="inner").dropna()
+        if len(both) < 4:
+            continue
+        rho = float(stats.spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic)
+        if np.isfinite(rho) and rho < best_rho:
+            best, best_rho, n = m, rho, len(both)
+    if best is None:
+        return None, f"no val/ loss falls as {metric} rises across the ladder"
+    return best, (f"{best}, the val/ loss most correlated with it across the ladder "
+                  f"(Spearman rho {best_rho:.2f} over {n} runs)")

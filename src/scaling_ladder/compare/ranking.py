@@ -95,3 +95,61 @@ def rank_agreement(predicted, observed, *, higher_is_better: bool = False) -> Ra
     else:
         regret = float(y[np.argmin(x)] - np.min(y))
     return RankAgreement(n, decision_accuracy(x, y), tau, rho, regret)
+
+
+@dataclass(frozen=True)
+class RankAtScale:
+    """The ranking the data show at one matched scale, with no law in between.
+
+    What a comparison falls back to when a prediction cannot be trusted (or a metric cannot be
+    fitted by a loss law): the recipes in observed order, best first, at the largest scale that
+    holds them. ``deltas`` are ``recipe - baseline`` in the metric's units (loss: negative is
+    better; accuracy: positive is better), ``ci`` their intervals, ``noise`` the run-to-run sd
+    of one run at that scale (``noise_source``: seeds, checkpoints, residual or none).
+    ``missing`` lists recipes the scale does not hold.
+    """
+
+    metric: str
+    kind: str
+    baseline: str
+    scale: str
+    params: float
+    tokens: float
+    flops: float
+    order: tuple[str, ...]
+    values: dict[str, float]
+    deltas: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    noise: float
+    noise_source: str
+    missing: tuple[str, ...] = ()
+
+    def gain(self, recipe: str) -> float:
+        """The recipe's observed improvement on the baseline (positive is better)."""
+        return (1.0 if self.kind == "accuracy" else -1.0) * self.deltas.get(recipe, np.nan)
+
+    def summary(self) -> str:
+        """One sentence: the order and the deltas at the scale, against the noise."""
+        units = " nats" if self.kind == "loss" else ""
+        deltas = ", ".join(f"{r} {self.deltas[r]:+.3g}" for r in self.order
+                           if r != self.baseline and np.isfinite(self.deltas.get(r, np.nan)))
+        noise = (f"noise sd {self.noise:.2g} from {self.noise_source}"
+                 if np.isfinite(self.noise) else "no noise estimate")
+        text = (f"at {self.scale} the data rank {' > '.join(self.order)} on {self.metric} "
+                f"(delta vs {self.baseline}: {deltas or 'none'}{units}; {noise})")
+        if self.missing:
+            text += f"; not trained there: {', '.join(self.missing)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return {"metric": self.metric, "kind": self.kind, "baseline": self.baseline,
+                "scale": self.scale, "params": self.params, "tokens": self.tokens,
+                "flops": self.flops, "order": list(self.order),
+                "values": {r: num(v) for r, v in self.values.items()},
+                "deltas": {r: num(v) for r, v in self.deltas.items()},
+                "ci": {r: [num(lo), num(hi)] for r, (lo, hi) in self.ci.items()},
+                "noise_sd": num(self.noise), "noise_source": self.noise_source,
+                "missing": list(self.missing), "summary": self.summary()}

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..format import count as fmt_count
-from .ranking import decision_accuracy, rank_agreement
+from .ranking import RankAtScale, decision_accuracy, rank_agreement
 
 MIN_BOOTSTRAP_SEEDS = 10  # below this a percentile bootstrap undercovers: use t intervals
 _LAST_CHECKPOINTS = 5
@@ -131,9 +131,12 @@ def per_scale_table(finals: pd.DataFrame, *, baseline: str, level: float = 0.95,
 
     Columns: metric, kind, scale, params, tokens, flops, recipe, n_runs, value, seed_sd,
     noise_sd, noise_df, noise_source (seeds | checkpoints | residual | none), delta, ci_lo,
-    ci_hi, ci_method, effect_to_noise (|delta| / noise_sd), random_baseline, and snr: the
-    spread of the recipes at the scale (max - min) over the noise, the signal-to-noise ratio
-    of Heineman et al. (2025) that says how far a ranking at this scale can be trusted.
+    ci_hi, ci_method, se and se_df (the standard error of the delta and its degrees of
+    freedom: those of the t interval, or of the analytic t counterpart of a bootstrap
+    interval; one-sided tests on the delta use them), effect_to_noise (|delta| / noise_sd),
+    random_baseline, and snr: the spread of the recipes at the scale (max - min) over the
+    noise, the signal-to-noise ratio of Heineman et al. (2025) that says how far a ranking at
+    this scale can be trusted.
     """
     keys = ["metric", "scale", "recipe"]
     ck = finals["ckpt_sd"].to_numpy(float)
@@ -156,12 +159,15 @@ def per_scale_table(finals: pd.DataFrame, *, baseline: str, level: float = 0.95,
     alpha = (1 - level) / 2
     df = cells["noise_df"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = (stats.t.ppf(1 - alpha, np.maximum(df, 1)) * cells["noise_sd"].to_numpy(float)
-                * np.sqrt(1 / cells["n_runs"] + 1 / cells["_nb"]).to_numpy(float))
+        se = (cells["noise_sd"].to_numpy(float)
+              * np.sqrt(1 / cells["n_runs"] + 1 / cells["_nb"]).to_numpy(float))
+        half = stats.t.ppf(1 - alpha, np.maximum(df, 1)) * se
     ok = np.isfinite(half) & (df > 0) & np.isfinite(delta)
     cells["delta"] = delta
     cells["ci_lo"] = np.where(ok, delta - half, np.nan)
     cells["ci_hi"] = np.where(ok, delta + half, np.nan)
+    cells["se"] = np.where(ok, se, np.nan)
+    cells["se_df"] = np.where(ok, df, np.nan)
     method = ("t interval, " + cells["noise_source"] + " noise (df "
               + cells["noise_df"].astype(int).astype(str) + ")")
     cells["ci_method"] = np.where(ok, method, np.where(np.isfinite(delta), "no noise estimate",
@@ -207,7 +213,8 @@ def _seed_deltas(cells, finals, baseline, rows, alpha, rng, n_boot) -> None:
     seeds (a percentile bootstrap over the pairs from 10 seeds, the paired t interval below),
     else a percentile bootstrap over each arm's seeds from 10 seeds each (else the pooled t
     interval already in place). Small-sample percentile intervals are too narrow (Efron &
-    Tibshirani 1993, ch. 13), hence the t intervals below 10 seeds."""
+    Tibshirani 1993, ch. 13), hence the t intervals below 10 seeds. ``se``/``se_df`` are the
+    t statistics' own (paired: sd of the differences over sqrt(n), n - 1 df; unpaired: Welch)."""
     runs = {k: (v["value"].to_numpy(float), v["seed"].to_numpy())
             for k, v in finals.groupby(["metric", "scale", "recipe"], sort=False)}
     for i in rows:
@@ -218,6 +225,7 @@ def _seed_deltas(cells, finals, baseline, rows, alpha, rng, n_boot) -> None:
         pb = {s: v for s, v in zip(sb, vb, strict=True) if not pd.isna(s)}
         if len(pr) == len(vr) and len(pb) == len(vb) and set(pr) == set(pb):
             d = np.array([pr[s] - pb[s] for s in pr])
+            se, se_df = d.std(ddof=1) / np.sqrt(len(d)), len(d) - 1.0
             if len(d) >= MIN_BOOTSTRAP_SEEDS:
                 means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
                 lo, hi = np.quantile(means, [alpha, 1 - alpha])
@@ -231,9 +239,19 @@ def _seed_deltas(cells, finals, baseline, rows, alpha, rng, n_boot) -> None:
                      - vb[rng.integers(0, len(vb), size=(n_boot, len(vb)))].mean(axis=1))
             lo, hi = np.quantile(means, [alpha, 1 - alpha])
             method = "bootstrap over seeds (unpaired)"
+            se, se_df = _welch(vr, vb)
         else:
             continue
-        cells.loc[i, ["ci_lo", "ci_hi", "ci_method"]] = [float(lo), float(hi), method]
+        cells.loc[i, ["ci_lo", "ci_hi", "ci_method", "se", "se_df"]] = [
+            float(lo), float(hi), method, float(se), float(se_df)]
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Standard error of mean(a) - mean(b) and its Welch-Satterthwaite degrees of freedom."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se2 = va + vb
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se2 > 0 else np.nan
+    return float(np.sqrt(se2)), float(df)
 
 
 def better_sign(kind: str) -> float:
@@ -376,3 +394,56 @@ def rank_stability(table: pd.DataFrame, metric: str) -> dict[str, Any]:
                      "decision_accuracy": a.decision_accuracy, "kendall_tau": a.kendall_tau,
                      "spearman_rho": a.spearman_rho, "regret": a.regret})
     return {"metric": metric, "reference_scale": ref, "scales": rows}
+
+
+def observed_rankings(table: pd.DataFrame, metric: str, *, baseline: str,
+                      n: int = 1) -> tuple[RankAtScale, ...]:
+    """The ranking the data show at the ``n`` largest scales holding every recipe, largest first.
+
+    Scales are those of ``table`` (a per-scale table) for ``metric`` that hold the baseline;
+    when none holds every recipe, those holding the most (the rest listed as ``missing``).
+    Largest = most compute, then most parameters. No law is involved: this is what a comparison
+    can say in words when a prediction at the target cannot be trusted (DESIGN.md: a prediction
+    never silently contradicts the data) or the metric is not a loss.
+    """
+    t = table[table["metric"] == metric]
+    if t.empty or n < 1:
+        return ()
+    recipes = sorted(t["recipe"].astype(str).unique())
+    info = t.groupby("scale", sort=False).agg(
+        n=("recipe", "nunique"), flops=("flops", "first"), params=("params", "first"),
+        has_base=("recipe", lambda r: baseline in set(r)))
+    info = info[info["has_base"].astype(bool) & (info["n"] >= 2)]
+    if info.empty:
+        return ()
+    info = info[info["n"] == info["n"].max()].sort_values(["flops", "params"], ascending=False)
+    return tuple(_rank_at(t[t["scale"] == scale], baseline, recipes)
+                 for scale in info.index[:n])
+
+
+def observed_ranking(table: pd.DataFrame, metric: str, *, baseline: str) -> RankAtScale | None:
+    """The ranking the data show at the largest scale holding every recipe (or the most);
+    None when no scale holds the baseline and another recipe. See :func:`observed_rankings`."""
+    found = observed_rankings(table, metric, baseline=baseline, n=1)
+    return found[0] if found else None
+
+
+def _rank_at(cell: pd.DataFrame, baseline: str, recipes: list[str]) -> RankAtScale:
+    """One scale's rows of one metric as a :class:`RankAtScale` (best first, ties by name)."""
+    kind = str(cell["kind"].iloc[0])
+    s = better_sign(kind)
+    ranked = cell.assign(_key=-s * cell["value"].to_numpy(float)).sort_values(
+        ["_key", "recipe"])
+    first = cell.iloc[0]
+    base = cell[cell["recipe"] == baseline].iloc[0]
+    return RankAtScale(
+        metric=str(first["metric"]), kind=kind, baseline=baseline, scale=str(first["scale"]),
+        params=float(first["params"]), tokens=float(first["tokens"]),
+        flops=float(first["flops"]), order=tuple(ranked["recipe"].astype(str)),
+        values={str(r.recipe): float(r.value) for r in cell.itertuples()},
+        deltas={str(r.recipe): 0.0 if r.recipe == baseline else float(r.delta)
+                for r in cell.itertuples()},
+        ci={str(r.recipe): (float(r.ci_lo), float(r.ci_hi)) for r in cell.itertuples()
+            if r.recipe != baseline},
+        noise=float(base["noise_sd"]), noise_source=str(base["noise_source"]),
+        missing=tuple(r for r in recipes if r not in set(cell["recipe"])))
