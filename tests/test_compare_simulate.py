@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -71,3 +72,46 @@ def test_power_table_counts_decisions_per_gain_and_design():
     assert list(p.columns) == ["design", "true_gain", "n", "p_go", "p_no_go", "p_inconclusive"]
     assert len(p) == 1 and p["n"].iloc[0] == 2
     assert p[["p_go", "p_no_go", "p_inconclusive"]].sum(axis=1).iloc[0] == pytest.approx(1.0)
+
+
+TRAP = sl.LadderDesign(sizes=(2e7, 5e7, 1e8, 2.5e8, 6e8), seeds=3, target_params=7e9,
+                       target_tokens=1.4e11)
+
+
+def test_trap_ladder_crosses_between_the_proxies_and_the_target():
+    from scaling_ladder.evaluate.simulate import trap_ladder
+
+    frame, gain = trap_ladder(replace(TRAP, seed_noise=0.0), crossing=1e9, delta_e=0.05)
+    means = frame.groupby(["params", "recipe"])["value"].mean().unstack()
+    proxy_gain = means["baseline"] - means["recipe"]
+    assert (proxy_gain > 0).all() and proxy_gain.is_monotonic_decreasing
+    assert gain == pytest.approx(-0.05 + 0.05 * (1e9 / 7e9) ** TRUTH["alpha"], rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trap_keeps_the_reversal_probable_and_is_no_go(seed):
+    """The recipe wins on every proxy, by less and less; it loses at the target. The variants
+    of the joint fit that allow a reversal keep their weight, so P(beats) stays <= 1/2."""
+    from scaling_ladder.evaluate.simulate import trap_ladder
+
+    frame, gain = trap_ladder(TRAP, crossing=1e9, seed=seed)
+    assert gain < 0
+    res = sl.compare(sl.from_frame(frame), baseline="baseline", target_params=7e9,
+                     target_tokens=1.4e11, seed=seed,
+                     options=sl.CompareOptions(bootstrap=60, slice_bootstrap=0,
+                                               gate_bootstrap=0))
+    s = res.recipe_summary("recipe")
+    assert s["p_beats_baseline"] <= 0.5
+    assert s["decision"] != "go"
+    assert sum(res.joint.weights.values()) == pytest.approx(1.0)
+
+
+def test_real_gain_is_go_and_noise_is_not():
+    design = sl.LadderDesign(seeds=3)
+    opts = sl.CompareOptions(bootstrap=60, slice_bootstrap=0, gate_bootstrap=0)
+    kw = dict(baseline="baseline", target_params=design.target_params,
+              target_tokens=design.target_tokens, options=opts)
+    real = sl.compare(sl.from_frame(sl.simulate_ladder(design, gain=0.05, seed=3)), **kw)
+    assert real.recipe_summary("recipe")["decision"] == "go"
+    noise = sl.compare(sl.from_frame(sl.simulate_ladder(design, gain=0.0, seed=3)), **kw)
+    assert noise.recipe_summary("recipe")["decision"] != "go"

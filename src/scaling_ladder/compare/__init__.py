@@ -33,9 +33,10 @@ from ..files import plain as _plain
 from ..laws.bootstrap import percentile_interval
 from ..laws.forms import ChinchillaLaw, KaplanLaw, OvertrainLaw
 from ..observations.table import Observations, _listing, checkpoint_mask
+from . import sanity
 from .decide import Decision, Rule, decide, overall
 from .gates import evidence, stage_gates
-from .joint import VARIANTS, JointFit, compute_multiplier, joint_fit, recipe_draws
+from .joint import VARIANTS, JointFit, compute_multiplier, joint_fit, mixture_draws
 from .predict import COLUMNS as PRED_COLUMNS
 from .predict import downstream_translation, predict_metrics, prediction_rows
 from .prepare import AVERAGE, prepare
@@ -44,6 +45,7 @@ from .regressions import near_chance_metrics, regression_table
 from .scales import Survival, proxy_accuracy, rank_stability, survival
 from .target import Target, resolve_target
 
+HOLDOUT_WARN = 0.05  # a law that misses the held-out largest size by more is warned about
 LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw, "kaplan": KaplanLaw}
 
 
@@ -141,6 +143,8 @@ class Comparison:
     notes: tuple[str, ...] = ()
     set_aside: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()  # what a reader must see before the decision, most severe first
+    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # why a prediction is set aside
+    backtest: Any = None  # sanity.OwnBacktest: leave-largest-out, fit vs one size down
 
     def recipe_summary(self, recipe: str) -> dict[str, Any]:
         """The per-recipe block of the JSON: decision, P(beats), delta, CI, multiplier."""
@@ -153,11 +157,14 @@ class Comparison:
 
         mult = self.multipliers.get(recipe, {})
         d = self.decisions.get(recipe)
+        basis = d.basis if d else "fit"
+        p = get("p_beats") if basis == "fit" or d is None else d.p_beats
         return {
             "decision": d.decision if d else "inconclusive",
             "headline": d.headline if d else "", "reasons": list(d.reasons) if d else [],
             "advice": list(d.advice) if d else [],
-            "p_beats_baseline": get("p_beats"), "predicted": get("predicted"),
+            "basis": basis, "flags": list(self.flags.get(recipe, ())),
+            "p_beats_baseline": p, "predicted": get("predicted"),
             "predicted_ci95": [get("predicted_lo"), get("predicted_hi")],
             "predicted_delta": get("delta"), "ci95": [get("delta_lo"), get("delta_hi")],
             "compute_multiplier": mult.get("point"),
@@ -194,6 +201,8 @@ class Comparison:
             "options": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in self.options.__dict__.items()},
             "notes": list(self.notes), "set_aside": dict(self.set_aside),
+            "flags": {r: list(f) for r, f in self.flags.items()},
+            "backtest": self.backtest.to_dict() if self.backtest is not None else None,
         })
 
     @classmethod
@@ -396,6 +405,8 @@ def compare(
                     seed=seed, ticker=ticker)
     notes += pred["notes"]
     predictions, jf = pred["predictions"], pred["joint"]
+    flagged, own = _sanity(jf, prim, predictions, metric=metric, baseline=baseline,
+                           target=target)
     n_sizes = int(prim.loc[prim["recipe"] == baseline, "params"].nunique())
     decisions = {}
     for r in prep.recipes:
@@ -404,7 +415,8 @@ def compare(
                           predictions=predictions, target=target,
                           regressions=pred["regressions"],
                           no_prediction="; ".join(jf.notes) if jf.fit is None else "",
-                          n_sizes=n_sizes, missing=prep.missing.get(r, ""))
+                          n_sizes=n_sizes, missing=prep.missing.get(r, ""),
+                          flags=flagged.get(r, ()))
             decisions[r] = decide(ev, rule)
     p_beats = predictions[predictions["metric"] == metric].set_index("recipe")["p_beats"]
     decision, reasons = overall(decisions, p_beats.to_dict())
@@ -430,7 +442,65 @@ def compare(
         downstream=pred["downstream"], protocols=protocols, decisions=decisions,
         decision=decision, reasons=tuple(reasons), gates=tuple(gates), rule=rule,
         options=options, notes=tuple(notes),
-        set_aside=obs.set_aside if isinstance(obs, Observations) else ())
+        set_aside=obs.set_aside if isinstance(obs, Observations) else (),
+        warnings=tuple(_warnings(jf, prim, predictions, flagged, own, target=target,
+                                 metric=metric, largest=largest["scale"])),
+        flags=flagged, backtest=own)
+
+
+def _sanity(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame, *, metric: str,
+            baseline: str, target: Target) -> tuple[dict[str, tuple[str, ...]], Any]:
+    """Why each recipe's prediction is set aside (:mod:`.sanity`), and the ladder's own
+    leave-largest-out backtest. A flag on the baseline's prediction flags every delta."""
+    if jf.fit is None:
+        return {}, None
+    rows = predictions[predictions["metric"] == metric]
+    predicted = dict(zip(rows["recipe"], rows["predicted"].astype(float)))
+    why = sanity.flags(jf, table, predicted, baseline=baseline, target=target)
+    own = sanity.own_backtest(jf, table, baseline=baseline)
+    common = [f"the baseline's: {w}" for w in why.get(baseline, [])]
+    if own is not None and not own.fit_better:
+        common.append(f"on this ladder the fit predicts the deltas at {own.scale} (fitted "
+                      f"without it) no better than the deltas one size down do (error "
+                      f"{own.fit_error:.3g} vs {own.naive_error:.3g})")
+    out = {r: tuple(w + common) for r, w in why.items() if r != baseline}
+    return {r: w for r, w in out.items() if w}, own
+
+
+def _warnings(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame,
+              flagged: dict[str, tuple[str, ...]], own, *, target: Target, metric: str,
+              largest: str) -> list[str]:
+    """What a reader must see above the decision, most severe first."""
+    out = []
+    rows = predictions[predictions["metric"] == metric].set_index("recipe")
+    for r in rows.index:  # a trained run at the target outside its predicted interval
+        at = table[(table["recipe"] == r) & (target.params is not None)
+                   & np.isclose(table["params"], target.params or 0, rtol=0.05)
+                   & np.isclose(table["tokens"], target.tokens or 0, rtol=0.05)]
+        lo, hi = rows.loc[r, "predicted_lo"], rows.loc[r, "predicted_hi"]
+        if len(at) and np.isfinite(lo) and np.isfinite(hi):
+            v = float(at["value"].iloc[0])
+            if not lo <= v <= hi:
+                out.append(f"{r}: the run trained at the target measured {v:.4g}, outside its "
+                           f"predicted 95% interval [{lo:.4g}, {hi:.4g}]")
+    if flagged:
+        out.append(f"prediction at the target set aside for {', '.join(flagged)}: decided on "
+                   f"the ranking at the largest scale instead (see each recipe's reasons)")
+    if jf.errors and np.isfinite(min(jf.errors.values())) \
+            and min(jf.errors.values()) > HOLDOUT_WARN:
+        out.append(f"the law misses the largest size by {min(jf.errors.values()):.1%} when "
+                   f"fitted without it (diagnostic; above {HOLDOUT_WARN:.0%})")
+    if own is not None and not own.fit_better:
+        out.append(f"on this ladder the fit is no better than ranking one size down "
+                   f"(leave-largest-out error {own.fit_error:.3g} vs {own.naive_error:.3g})")
+    if jf.fit is not None:
+        bound = sorted({n for n in jf.fit.notes if "at its lower bound" in n
+                        or "at its upper bound" in n})
+        out += [f"joint fit: {n.split(':')[0]}" for n in bound[:3]]
+    if not target.given:
+        out.append(f"no target given: the prediction is at the largest scale trained "
+                   f"({largest}), not beyond it")
+    return out
 
 
 def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: CompareOptions,
@@ -458,10 +528,12 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
     notes += list(jf.notes)
     rows, multipliers, draws, more, task_laws = [], {}, {}, [], {}
     if jf.fit is not None:
-        draws = recipe_draws(jf.fit, target, list(jf.fit.groups))
+        draws = mixture_draws(jf, target, list(jf.fit.groups))
+        mix = ", ".join(f"{m.variant} {m.weight:.2f}" for m in jf.members)
         rows = prediction_rows(
             metric, "loss", draws, baseline, level=options.level, min_gain=rule.min_gain,
-            method=f"joint {law.name} fit ({jf.variant}), {options.bootstrap} resamples")
+            method=f"joint {law.name} fit over sharing variants ({mix}), "
+                   f"{options.bootstrap} resamples")
         multipliers = _multipliers(jf, target, baseline, options.level)
         notes += [f"joint fit: {n}" for n in jf.fit.notes]
         ticker.done = options.bootstrap
@@ -494,7 +566,7 @@ def _multipliers(jf: JointFit, target: Target, baseline: str, level: float) -> d
     for r in jf.fit.groups:
         if r == baseline:
             continue
-        point, draws = compute_multiplier(jf.fit, target, r, baseline)
+        point, draws = compute_multiplier(jf, target, r, baseline)
         ok = draws[~np.isnan(draws)]
         ci = [float(v) for v in percentile_interval(ok, level)] if len(ok) > 1 else None
         note = ("never reaches the baseline's target loss on this path (its floor is higher)"

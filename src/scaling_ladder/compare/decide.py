@@ -136,6 +136,8 @@ class Evidence:
     n_sizes: int = 0
     regressions: tuple[dict, ...] = ()
     missing: str = ""
+    basis: str = "fit"  # or "ranking at <scale>" when the prediction is flagged
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,14 @@ class Decision:
     advice: tuple[str, ...] = ()
     checks: tuple[tuple[str, bool | None], ...] = ()
     headline: str = ""
+    basis: str = "fit"
+    p_beats: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {"decision": self.decision, "headline": self.headline,
                 "reasons": list(self.reasons), "advice": list(self.advice),
-                "checks": dict(self.checks)}
+                "checks": dict(self.checks), "basis": self.basis,
+                "p_beats": None if math.isnan(self.p_beats) else self.p_beats}
 
 
 def _num(x: float, units: str = "") -> str:
@@ -171,13 +176,18 @@ def decide(ev: Evidence, rule: Rule | None = None) -> Decision:
     reasons, advice, checks = [], [], []
     sizes = ", ".join(fmt_count(s) for s in ev.top_sizes)
 
-    # 1. the prediction at the target
+    # 1. the prediction at the target, or the ranking the data show when it is flagged
+    what = f"gain > {rule.min_gain:g}" if rule.min_gain else "gain > 0"
+    if ev.flags:
+        more = f" (and {len(ev.flags) - 1} more)" if len(ev.flags) > 1 else ""
+        reasons.append(f"prediction at {ev.target} set aside: {ev.flags[0]}{more}")
     if math.isfinite(ev.p_beats):
         ok = ev.p_beats >= rule.p_go
-        what = f"gain > {rule.min_gain:g}" if rule.min_gain else "gain > 0"
+        where = ev.target if ev.basis == "fit" else ev.largest_scale
+        said = "predicted gain" if ev.basis == "fit" else f"decided on the {ev.basis}: gain"
         reasons.append(
-            f"P({what} at {ev.target}) = {ev.p_beats:.2f} ({'meets' if ok else 'below'} "
-            f"{rule.p_go:g}); predicted gain {_num(ev.gain, ev.units)} (95% CI "
+            f"P({what} at {where}) = {ev.p_beats:.2f} ({'meets' if ok else 'below'} "
+            f"{rule.p_go:g}); {said} {_num(ev.gain, ev.units)} (95% CI "
             f"{_num(ev.gain_ci[0])} to {_num(ev.gain_ci[1])})")
         checks.append(("p_beats", ok))
     else:
@@ -218,9 +228,10 @@ def decide(ev: Evidence, rule: Rule | None = None) -> Decision:
 
     status = dict(checks)
     failing = [k for k, v in status.items() if v is not True]
+    at = "the target" if ev.basis == "fit" else ev.largest_scale
     if math.isfinite(ev.p_beats) and ev.p_beats <= rule.p_no_go:
         decision = "no-go"
-        headline = (f"P(gain > {rule.min_gain:g}) = {ev.p_beats:.2f} at the target "
+        headline = (f"P(gain > {rule.min_gain:g}) = {ev.p_beats:.2f} at {at} "
                     f"(no-go at <= {rule.p_no_go:g})")
         if blocking:
             headline += f"; also regresses on {len(blocking)} slice(s) or task(s)"
@@ -234,15 +245,19 @@ def decide(ev: Evidence, rule: Rule | None = None) -> Decision:
         headline = f"worse beyond noise at {ev.largest_scale} and on every top scale"
     elif not failing:
         decision = "go"
-        headline = (f"P(gain > {rule.min_gain:g}) = {ev.p_beats:.2f}, predicted gain "
+        said = "predicted gain" if ev.basis == "fit" else f"gain at {at}"
+        headline = (f"P(gain > {rule.min_gain:g}) = {ev.p_beats:.2f}, {said} "
                     f"{_num(ev.gain, ev.units)}; the sign holds and the effect clears the noise")
+        if ev.basis != "fit":
+            headline += " (the prediction at the target is set aside)"
     else:
         decision = "inconclusive"
         advice = _advice(ev, rule, status, enr)
         headline = "not settled: " + ", ".join(
             {"p_beats": "P(gain) at the target", "sign": "the sign on the top sizes",
              "effect": "the effect against the noise"}.get(k, k) for k in failing)
-    return Decision(decision, tuple(reasons), tuple(advice), tuple(checks), headline)
+    return Decision(decision, tuple(reasons), tuple(advice), tuple(checks), headline,
+                    ev.basis, ev.p_beats)
 
 
 def _advice(ev: Evidence, rule: Rule, status: dict, enr: float) -> list[str]:

@@ -19,17 +19,21 @@ from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
 from .joint import joint_fit, recipe_draws
 from .predict import prediction_rows
+from .sanity import observed_p_better
 from .scales import better_sign, fmt_count, survival
 from .target import Target
 
 
 def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, surv,
              predictions: pd.DataFrame, target: Target, regressions: pd.DataFrame | None,
-             no_prediction: str = "", n_sizes: int = 0, missing: str = "") -> Evidence:
-    """Gather one recipe's evidence for :func:`~scaling_ladder.decide.decide`.
+             no_prediction: str = "", n_sizes: int = 0, missing: str = "",
+             flags: tuple[str, ...] = ()) -> Evidence:
+    """Gather one recipe's evidence for :func:`~scaling_ladder.compare.decide.decide`.
 
     ``table`` is the per-scale table of the decision metric, ``surv`` the recipe's
-    :class:`~scaling_ladder.scales.Survival`.
+    :class:`~scaling_ladder.compare.scales.Survival`. With ``flags`` (why the prediction at
+    the target is not trusted, :mod:`.sanity`) the evidence is the ranking at the largest
+    scale instead: P(better there) and the gain measured there.
     """
     kind = table["kind"].iloc[0] if len(table) else "loss"
     s = better_sign(kind)
@@ -48,7 +52,11 @@ def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, su
                       lo > 0 if s < 0 else hi < 0)),
                   n_top_scales=int(rows["params"].isin(surv.top_sizes).sum()))
     pred = predictions[(predictions["metric"] == metric) & (predictions["recipe"] == recipe)]
-    if len(pred) and np.isfinite(pred["p_beats"].iloc[0]):
+    if flags and len(rows):
+        kw.update(basis=f"ranking at {top['scale']}", flags=tuple(flags),
+                  p_beats=observed_p_better(top), gain=float(s * top["delta"]),
+                  gain_ci=tuple(sorted((float(s * top["ci_lo"]), float(s * top["ci_hi"])))))
+    elif len(pred) and np.isfinite(pred["p_beats"].iloc[0]):
         p = pred.iloc[0]
         kw.update(p_beats=float(p["p_beats"]), gain=float(s * p["delta"]),
                   gain_ci=tuple(sorted((float(s * p["delta_lo"]), float(s * p["delta_hi"])))))

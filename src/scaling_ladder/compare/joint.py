@@ -41,6 +41,7 @@ from .scales import fmt_count
 from .target import Target
 
 VARIANTS = ("shared-exponents", "shared-E-exponents", "shared-E", "all-free")
+SELECTION_RESAMPLES = 25  # bootstrap refits of each variant on the smaller sizes
 _K_BOUNDS = (1e-4, 1e4)
 
 
@@ -61,23 +62,50 @@ def shared_of(law: Law, variant: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One sharing variant of the joint fit, its weight in the mixture and its fit."""
+
+    variant: str
+    weight: float
+    fit: LawFit
+
+
+@dataclass(frozen=True)
 class JointFit:
-    """The joint fit across recipes and how its sharing was chosen (held-out ARE by variant)."""
+    """The joint fit across recipes: a mixture of sharing variants weighted by how often each
+    predicts the held-out largest size best.
+
+    ``fit`` and ``variant`` are the member with the most weight (used for the other slices and
+    the stage gates); ``members`` carry the bootstrap draws that P(beats) and the intervals
+    integrate over, so a reversal that one plausible variant allows keeps its probability.
+    """
 
     fit: LawFit | None
     variant: str
     errors: dict[str, float] = field(default_factory=dict)
     held_out: str = ""
     notes: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()
+    held_out_points: pd.DataFrame | None = None  # recipe, params, tokens, value, predicted
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {m.variant: m.weight for m in self.members}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"variant": self.variant, "held_out_are": self.errors,
-                               "held_out": self.held_out, "notes": list(self.notes)}
+                               "held_out": self.held_out, "notes": list(self.notes),
+                               "weights": self.weights,
+                               "weights_from": f"share of {SELECTION_RESAMPLES} bootstrap "
+                                               "refits on the smaller sizes in which each "
+                                               "variant predicts the held-out largest size "
+                                               "best (equal when it cannot be held out)"}
         if self.fit is not None:
             out.update(law=self.fit.law.name, shared=list(self.fit.shared),
                        params={k: float(v) for k, v in self.fit.params.items()},
                        n_runs=self.fit.n_runs, n_points=self.fit.n_points,
-                       bootstrap=0 if self.fit.draws is None else len(self.fit.draws),
+                       bootstrap=sum(0 if m.fit.draws is None else len(m.fit.draws)
+                                     for m in self.members),
                        fit_notes=list(self.fit.notes))
         return out
 
@@ -96,15 +124,68 @@ def unfittable(frame: pd.DataFrame, law: Law) -> dict[str, str]:
     return out
 
 
+def selection_weights(errors: dict[str, np.ndarray], recipes: np.ndarray, *,
+                      seed: int = 0) -> dict[str, float]:
+    """Weight of each variant: the share of bootstrap resamples on which it predicts best.
+
+    ``errors[variant]`` is an array (S, R): the absolute relative error on each of R held-out
+    runs of the variant fitted to resample s of the smaller sizes (the same resamples for
+    every variant). Resample s also redraws the held-out runs within each recipe
+    (``recipes``, one label per run), and the variant with the lowest mean error wins it (ties
+    share). Selection frequencies under the bootstrap as model weights: Buckland, Burnham &
+    Augustin (1997, Biometrics 53:603); Efron (2014, JASA 109:991) bootstraps the whole
+    selection, fit included, as here. Variants the ladder cannot tell apart share the weight.
+    """
+    variants = list(errors)
+    e = np.stack([np.where(np.isfinite(errors[v]), errors[v], 1e300) for v in variants])
+    n_draws, n_runs = e.shape[1], e.shape[2]
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_draws, n_runs))
+    for idx in pd.Series(recipes).groupby(recipes).indices.values():
+        draws = rng.integers(0, len(idx), size=(n_draws, len(idx)))
+        np.add.at(counts, (np.arange(n_draws)[:, None], idx[draws]), 1.0)
+    mean = np.einsum("vsr,sr->vs", e, counts) / counts.sum(axis=1)  # (V, S)
+    best = np.isclose(mean, mean.min(axis=0, keepdims=True), rtol=1e-12, atol=0.0)
+    share = (best / best.sum(axis=0, keepdims=True)).mean(axis=1)
+    return {v: float(w) for v, w in zip(variants, share)}
+
+
+def _held_out_errors(f: LawFit, test: pd.DataFrame, runs: dict) -> np.ndarray:
+    """Absolute relative error on each held-out run (columns) of the point fit (row 0) and of
+    every bootstrap draw (rows 1...)."""
+    out = np.empty((1 + len(f.draws), len(runs)))
+    for j, ((recipe, _), idx) in enumerate(runs.items()):
+        g = test.iloc[idx]
+        x = {"params": g["params"].to_numpy(float), "tokens": g["tokens"].to_numpy(float)}
+        obs = g["value"].to_numpy(float)
+        with np.errstate(all="ignore"):
+            pred = np.vstack([f.predict(group=recipe, **x)[None],
+                              f.predict_draws(group=recipe, **x)])
+        out[:, j] = np.mean(np.abs(pred - obs) / obs, axis=1)
+    return out
+
+
+def _allocate(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Bootstrap draws per variant in proportion to its weight (largest remainders)."""
+    raw = {v: w * total for v, w in weights.items()}
+    out = {v: int(np.floor(x)) for v, x in raw.items()}
+    for v in sorted(raw, key=lambda v: raw[v] - out[v], reverse=True)[:total - sum(out.values())]:
+        out[v] += 1
+    return out
+
+
 def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
               variants=VARIANTS, bootstrap: int = 100, seed: int = 0, n_starts: int = 3,
+              min_weight: float = 0.02,
               progress: Callable[[int, int], None] | None = None) -> JointFit:
-    """Choose the sharing variant by held-out error, then fit it with a bootstrap.
+    """Weigh the sharing variants by held-out error, then fit each with its share of draws.
 
-    Held out: every run at the largest model size (fits on the smaller sizes); error: mean
-    absolute relative error of its final points (Choshen et al. 2024, arXiv:2410.11840).
-    Recipes a law cannot be fitted to are left out (said in the notes); no fit at all when
-    that includes ``baseline``.
+    Held out: every run at the largest model size (fits on the smaller sizes); error: absolute
+    relative error of its final points (Choshen et al. 2024, arXiv:2410.11840), turned into
+    weights by :func:`selection_weights`. Variants below ``min_weight`` are dropped and the
+    rest renormalised; each is fitted with the bootstrap and gets ``weight x bootstrap``
+    resamples, so the pooled draws are a sample of the mixture. Recipes a law cannot be fitted
+    to are left out (said in the notes); no fit at all when that includes ``baseline``.
     """
     notes: list[str] = []
     skip = unfittable(frame, law)
@@ -118,32 +199,68 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
     variants = [v for v in variants if v in VARIANTS  # a law without E: no E-sharing variants
                 and ("E" in law.param_names or "E" not in v.split("-"))] or ["shared-exponents"]
     errors: dict[str, float] = {}
+    weights = {v: 1.0 / len(variants) for v in variants}
+    held_points = None
     largest = frame["params"].max()
     train, test = frame[frame["params"] < largest], frame[frame["params"] >= largest]
     test = test[test["final"].to_numpy(bool) & test["recipe"].isin(train["recipe"].unique())]
     held = f"runs at N = {fmt_count(largest)} (fitted on smaller sizes)"
     if len(variants) > 1 and not unfittable(train, law) and not test.empty:
+        runs = test.groupby(["recipe", "run"], sort=True).indices
+        by_draw: dict[str, np.ndarray] = {}
+        held_fits: dict[str, LawFit] = {}
         for v in variants:
             try:
-                f = fit(law, train, by="recipe", shared=shared_of(law, v), n_starts=n_starts)
-                pred = np.concatenate([f.predict(group=r, params=g["params"].to_numpy(float),
-                                                 tokens=g["tokens"].to_numpy(float))
-                                       for r, g in test.groupby("recipe")])
-                obs = np.concatenate([g["value"].to_numpy(float)
-                                      for _, g in test.groupby("recipe")])
-                errors[v] = float(np.mean(np.abs(pred - obs) / obs))
+                f = fit(law, train, by="recipe", shared=shared_of(law, v), n_starts=n_starts,
+                        bootstrap=SELECTION_RESAMPLES, seed=seed)
+                by_draw[v] = _held_out_errors(f, test, runs)
+                errors[v] = float(np.mean(by_draw[v][0]))
+                held_fits[v] = f
             except (InputError, ValueError):
+                by_draw[v] = np.full((SELECTION_RESAMPLES + 1, len(runs)), np.inf)
                 errors[v] = float("inf")
-        chosen = min(variants, key=lambda v: (errors[v], VARIANTS.index(v)))
-    else:
-        chosen = variants[0]
-        if len(variants) > 1:
-            notes.append(f"sharing not chosen by held-out error (too few sizes below "
-                         f"{fmt_count(largest)}): {chosen}")
-            held = ""
-    full = fit(law, frame, by="recipe", shared=shared_of(law, chosen), bootstrap=bootstrap,
-               seed=seed, n_starts=n_starts, progress=progress)
-    return JointFit(full, chosen, errors, held if errors else "", tuple(notes))
+        weights = selection_weights({v: e[1:] for v, e in by_draw.items()},
+                                    np.array([r for r, _ in runs]), seed=seed)
+        held_points = _held_out_points(held_fits, weights, test)
+    elif len(variants) > 1:
+        notes.append(f"sharing not chosen by held-out error (too few sizes below "
+                     f"{fmt_count(largest)}): the variants are weighted equally")
+        held = ""
+    kept = {v: w for v, w in weights.items() if w >= min_weight} or \
+        {min(variants, key=lambda v: (errors.get(v, 0.0), VARIANTS.index(v))): 1.0}
+    kept = {v: w / sum(kept.values()) for v, w in kept.items()}
+    draws = _allocate(kept, bootstrap) if bootstrap else {v: 0 for v in kept}
+    members, done = [], 0
+
+    def sub(n_done: int, _total: int) -> None:
+        if progress:
+            progress(done + n_done, bootstrap)
+
+    for v in sorted(kept, key=lambda v: (-kept[v], VARIANTS.index(v))):
+        f = fit(law, frame, by="recipe", shared=shared_of(law, v), bootstrap=draws[v],
+                seed=seed, n_starts=n_starts, progress=sub)
+        done += draws[v]
+        members.append(Member(v, kept[v], f))
+    top = members[0]
+    return JointFit(top.fit, top.variant, errors, held if errors else "", tuple(notes),
+                    tuple(members), held_points)
+
+
+def _held_out_points(fits: dict[str, LawFit], weights: dict[str, float],
+                     test: pd.DataFrame) -> pd.DataFrame | None:
+    """The held-out runs with the mixture's prediction of each (weighted by ``weights``)."""
+    w = {v: weights[v] for v in fits if weights.get(v, 0.0) > 0}
+    if not w:
+        return None
+    out = test[["recipe", "run", "params", "tokens", "value"]].copy()
+    pred = np.zeros(len(out))
+    for r, idx in out.groupby("recipe").indices.items():
+        x = {"params": out["params"].to_numpy(float)[idx],
+             "tokens": out["tokens"].to_numpy(float)[idx]}
+        with np.errstate(all="ignore"):
+            pred[idx] = sum(wv * fits[v].predict(group=r, **x) for v, wv in w.items())
+    out["predicted"] = pred / sum(w.values())
+    return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------- predictions per draw
@@ -183,6 +300,21 @@ def recipe_draws(jf: LawFit, target: Target, recipes: list[str]) -> dict[str, tu
     return out
 
 
+def mixture_draws(jf: JointFit, target: Target, recipes: list[str]) -> dict[str, tuple]:
+    """Per recipe: (point, draws) of the variant mixture at the target.
+
+    The point is the weighted mean of the members' point predictions; the draws are the
+    members' draws one after the other (draw i of every recipe comes from the same member and
+    resample, so deltas pair).
+    """
+    parts = [(m.weight, recipe_draws(m.fit, target, recipes)) for m in jf.members]
+    out = {}
+    for r in recipes:
+        point = sum(w * d[r][0] for w, d in parts)
+        out[r] = (float(point), np.concatenate([d[r][1] for _, d in parts]))
+    return out
+
+
 def _multiplier(law: Law, pr: dict, pb: dict, target: Target) -> float:
     """k with L_recipe(k C) = L_baseline(C) along the target's path (inf if never reached)."""
     goal = _value(law, pb, target)
@@ -205,18 +337,29 @@ def _multiplier(law: Law, pr: dict, pb: dict, target: Target) -> float:
     return math.exp(brentq(gap, lo, hi, xtol=1e-6))
 
 
-def compute_multiplier(jf: LawFit, target: Target, recipe: str, baseline: str):
-    """Point and bootstrap draws of the compute multiplier of ``recipe`` (see module doc)."""
-    law = jf.law
-    point = _multiplier(law, jf.group_params(recipe), jf.group_params(baseline), target)
-    if jf.draws is None:
-        return point, np.empty(0)
-    draws = []
-    for p, q in zip(jf.draw_params(recipe), jf.draw_params(baseline), strict=True):
-        try:
-            draws.append(_multiplier(law, p, q, target))
-        except (ValueError, FloatingPointError):
-            draws.append(np.nan)
+def compute_multiplier(jf: JointFit, target: Target, recipe: str, baseline: str):
+    """Point and bootstrap draws of the compute multiplier of ``recipe`` (see module doc).
+
+    Over the variant mixture: draws pooled as in :func:`mixture_draws`, the point is the
+    weighted geometric mean of the members' points (a multiplier is a ratio).
+    """
+    points, weights, draws = [], [], []
+    for m in jf.members:
+        f, law = m.fit, m.fit.law
+        points.append(_multiplier(law, f.group_params(recipe), f.group_params(baseline), target))
+        weights.append(m.weight)
+        if f.draws is None:
+            continue
+        for p, q in zip(f.draw_params(recipe), f.draw_params(baseline), strict=True):
+            try:
+                draws.append(_multiplier(law, p, q, target))
+            except (ValueError, FloatingPointError):
+                draws.append(np.nan)
+    pts = np.asarray(points, dtype=float)
+    if np.all(np.isfinite(pts)):
+        point = float(np.exp(np.average(np.log(pts), weights=weights)))
+    else:
+        point = float(pts[int(np.argmax(weights))])
     return point, np.asarray(draws, dtype=float)
 
 

@@ -11,7 +11,10 @@ ladder as on real data, and its output is scored against the truth:
   DeGroot & Fienberg 1983) over ladders with a non-zero effect;
 * **false-go rate**: share of zero-effect ladders the rule calls "go" (nominal: 1 - p_go);
 * **decision accuracy**: share of go / no-go calls whose sign matches the truth;
-* **power**: P(go) per true gain and ladder design (seeds, sizes), for planners.
+* **power**: P(go) per true gain and ladder design (seeds, sizes), for planners;
+* **traps**: ladders where the recipe is much better at small N but has a worse irreducible
+  loss, so its gain shrinks with N and reverses between the proxies and the target
+  (:func:`trap_ladder`): P(beats) there should stay at or below 1/2 and the rule say no "go".
 """
 
 from __future__ import annotations
@@ -93,12 +96,54 @@ def simulate_ladder(design: LadderDesign, *, gain: float, seed: int = 0) -> pd.D
     return pd.DataFrame(rows)
 
 
+def trap_parameters(design: LadderDesign, *, crossing: float,
+                    delta_e: float) -> dict[str, float]:
+    """The trap recipe's law: E worse by ``delta_e``, A smaller so that its loss equals the
+    baseline's at N = ``crossing`` (the A term alone depends on N: A' = A - delta_e N^alpha)."""
+    t = design.truth
+    a = t["A"] - delta_e * crossing ** t["alpha"]
+    if a <= 0:
+        raise ValueError(f"A crossing at N = {crossing:g} with delta_e = {delta_e} needs A <= 0; "
+                         "choose a smaller crossing or delta_e.")
+    return {**t, "E": t["E"] + delta_e, "A": a}
+
+
+def trap_ladder(design: LadderDesign, *, crossing: float = 1e9, delta_e: float = 0.05,
+                seed: int = 0) -> tuple[pd.DataFrame, float]:
+    """A trap-shaped ladder and the recipe's true gain at the target (negative: it loses).
+
+    The recipe follows :func:`trap_parameters`: better than the baseline on every proxy below
+    ``crossing`` by a margin that shrinks with N, worse beyond it. Noise as in
+    :func:`simulate_ladder`.
+    """
+    rng = np.random.default_rng(seed)
+    law, t = ChinchillaLaw(), design.truth
+    trap = trap_parameters(design, crossing=crossing, delta_e=delta_e)
+    rows = []
+    for recipe, p in (("baseline", t), ("recipe", trap)):
+        for n in design.sizes:
+            for r in design.tokens_per_param:
+                clean = float(law(p, params=n, tokens=r * n))
+                for s in range(design.seeds):
+                    rows.append({"experiment": "sim", "recipe": recipe,
+                                 "run": f"{recipe}-{n:g}-{r:g}-s{s}", "params": int(n),
+                                 "tokens": r * n, "seed": s, "metric": "val/sim",
+                                 "kind": "loss", "final": True,
+                                 "value": clean * math.exp(rng.normal(0, design.seed_noise))})
+    at = {"params": design.target_params, "tokens": design.target_tokens}
+    gain = float(law(t, **at) - law(trap, **at))
+    return pd.DataFrame(rows), gain
+
+
 def _one(args) -> dict[str, Any]:
     """Run compare on one simulated ladder (a top-level function, so workers can pickle it)."""
     design, gain, seed, rule, bootstrap, group = args
-    obs = from_frame(simulate_ladder(design, gain=gain, seed=seed), name="simulated")
-    opts = CompareOptions(variants=("shared-exponents",), bootstrap=bootstrap,
-                          slice_bootstrap=0, gate_bootstrap=0)
+    if group == "trap":
+        frame, gain = trap_ladder(design, crossing=gain, seed=seed)
+    else:
+        frame = simulate_ladder(design, gain=gain, seed=seed)
+    obs = from_frame(frame, name="simulated")
+    opts = CompareOptions(bootstrap=bootstrap, slice_bootstrap=0, gate_bootstrap=0)
     res = compare(obs, baseline="baseline", target_params=design.target_params,
                   target_tokens=design.target_tokens, rule=rule, options=opts, seed=seed)
     s = res.recipe_summary("recipe")
@@ -108,7 +153,7 @@ def _one(args) -> dict[str, Any]:
             "predicted_gain": -s["predicted_delta"] if s["predicted_delta"] is not None
             else np.nan, "gain_lo": -ci[1] if ci[1] is not None else np.nan,
             "gain_hi": -ci[0] if ci[0] is not None else np.nan, "decision": s["decision"],
-            "seed": seed}
+            "seed": seed, "crossing": args[1] if group == "trap" else np.nan}
 
 
 @dataclass(frozen=True)
@@ -127,6 +172,7 @@ class Simulation:
     power: pd.DataFrame
     rule: Rule
     design: LadderDesign
+    traps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_dict(self) -> dict[str, Any]:
         def rec(f):
@@ -137,7 +183,8 @@ class Simulation:
                 "false_go_rate": self.false_go_rate, "false_go_ci95": list(self.false_go_ci),
                 "nominal_false_go": self.nominal_false_go,
                 "decision_accuracy": self.decision_accuracy, "ci_coverage": self.ci_coverage,
-                "power": rec(self.power), "rule": self.rule.to_dict(),
+                "power": rec(self.power), "traps": rec(self.traps),
+                "rule": self.rule.to_dict(),
                 "design": {k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in self.design.__dict__.items()},
                 "n_ladders": len(self.records)}
@@ -155,6 +202,10 @@ class Simulation:
         if len(self.power):
             lines += ["[[Power]] P(go) by true gain at the target (nats) and design",
                       self.power.to_string(index=False, float_format="%.3f")]
+        if len(self.traps):
+            lines += ["[[Traps]] gain reverses between the proxies and the target: P(beats) "
+                      "should be <= 0.5 and the decision not go",
+                      self.traps.to_string(index=False, float_format="%.3f")]
         return "\n".join(lines)
 
 
@@ -174,7 +225,8 @@ def reliability_table(p: np.ndarray, outcome: np.ndarray, bins: int = 10) -> pd.
 def simulate(rule: Rule | None = None, *, design: LadderDesign | None = None,
              n_ladders: int = 200, effect_sd: float = 0.03, null_share: float = 0.4,
              gains: Sequence[float] = (), designs: Sequence[LadderDesign] = (),
-             n_power: int = 40, bootstrap: int = 100, seed: int = 0, workers: int = 1,
+             n_power: int = 40, crossings: Sequence[float] = (), n_traps: int = 20,
+             bootstrap: int = 100, seed: int = 0, workers: int = 1,
              progress: Callable[[int, int], None] | None = None) -> Simulation:
     """Score the rule on simulated ladders with known truth.
 
@@ -186,6 +238,8 @@ def simulate(rule: Rule | None = None, *, design: LadderDesign | None = None,
         others a true gain at the target drawn from N(0, ``effect_sd``) nats.
     gains, designs, n_power : the power table: ``n_power`` ladders per true gain in ``gains``
         and design in ``designs`` (default: ``design``); P(go) per cell.
+    crossings, n_traps : ``n_traps`` trap ladders (:func:`trap_ladder`) per crossing size N
+        in ``crossings``; mean P(beats), share with P(beats) <= 0.5 and share called go.
     bootstrap : resamples of each ladder's joint fit.
     seed : seed of the whole simulation; ``workers`` > 1 runs ladders in processes.
     progress : called as ``progress(done, total)`` after every ladder.
@@ -213,6 +267,9 @@ def simulate(rule: Rule | None = None, *, design: LadderDesign | None = None,
         for g in gains:
             jobs += [(d, float(g), int(rng.integers(2**31)), rule, bootstrap, "power")
                      for _ in range(n_power)]
+    for c in crossings:
+        jobs += [(design, float(c), int(rng.integers(2**31)), rule, bootstrap, "trap")
+                 for _ in range(n_traps)]
     records = _run(jobs, workers, progress)
     return _score(records, rule, design)
 
@@ -234,6 +291,14 @@ def _run(jobs, workers, progress) -> pd.DataFrame:
 
 
 def _score(records: pd.DataFrame, rule: Rule, design: LadderDesign) -> Simulation:
+    traps = records[records["group"] == "trap"]
+    if len(traps):
+        traps = traps.groupby("crossing", as_index=False).agg(
+            n=("decision", "size"), true_gain=("true_gain", "mean"),
+            mean_p_beats=("p_beats", "mean"),
+            p_beats_le_half=("p_beats", lambda p: float(np.mean(p <= 0.5))),
+            p_go=("decision", lambda d: float(np.mean(d == "go"))))
+    records = records[records["group"] != "trap"]
     cal = records[records["group"] == "calibration"]
     effect = cal[(cal["true_gain"] != 0) & cal["p_beats"].notna()]
     p = effect["p_beats"].to_numpy(float)
@@ -265,7 +330,7 @@ def _score(records: pd.DataFrame, rule: Rule, design: LadderDesign) -> Simulatio
         nominal_false_go=round(1 - rule.p_go, 6),
         decision_accuracy=float(right.mean()) if len(called) else float("nan"),
         ci_coverage=float(covered.mean()) if len(cover) else float("nan"),
-        power=power, rule=rule, design=design)
+        power=power, rule=rule, design=design, traps=traps)
 
 
 def _binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
