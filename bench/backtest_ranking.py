@@ -44,7 +44,7 @@ import scaling_ladder as sl
 from scaling_ladder.compare.scales import fmt_count
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-METHODS = ["tool", "tool <=20", "naive", "mean_rank", "log_n_trend", "blend 0.25",
+METHODS = ["default", "tool", "tool <=20", "naive", "mean_rank", "log_n_trend", "blend 0.25",
            "blend 0.5", "blend 0.75", "single@tool compute"]
 BLENDS = ("blend 0.25", "blend 0.5", "blend 0.75")
 
@@ -331,7 +331,11 @@ def main() -> None:
     out("Mean pairwise decision accuracy (DataDecide, Magnusson et al. 2025) over every "
         "(metric, target) of each ladder; in brackets the proxy compute each method is "
         "charged: 6ND of the runs it uses per recipe, as a fraction of one target run. "
-        "tool: the joint fit of compare (point predictions); tool <=20: the same fit on the "
+        "default: the order compare reports (the fit's where compare's decision rests on it: "
+        "its own leave-largest-out backtest passes, nothing is flagged and the target is >= "
+        "10x the largest proxy's N; else the mean rank of the two largest proxies); "
+        "tool: the joint fit of compare (point predictions, the mixture of sharing variants); "
+        "tool <=20: the same fit on the "
         "runs at <= 20 tokens/param only; naive: ranking at the largest proxy; mean_rank: "
         "mean rank over the two largest proxies; log_n_trend: per recipe a line in log N; "
         "blend w: w x fitted delta + (1 - w) x observed delta at the largest proxy; "

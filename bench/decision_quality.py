@@ -8,10 +8,13 @@
 2. **Calibration** of P(recipe beats baseline) on simulated ladders with known truth: Brier
    score, reliability table, expected calibration error; the false-go rate on zero-effect
    ladders against its nominal 1 - p_go; right-sign go/no-go calls; CI coverage.
+   Trap ladders: the recipe is better at small N with a worse asymptote, the gain reverses
+   at a crossing size beyond the proxies; P(beats) there should stay <= 0.5.
 3. **Power**: P(go) by true gain at the target and ladder design (seeds x sizes).
 4. **Time** of one full ``compare`` on overtrain.csv (all 104 runs, 54 metrics).
 
     python bench/decision_quality.py [--ladders 300] [--bootstrap 100] [--workers 2]
+                                     [--traps 1e9,2e9] [--n-traps 10]
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ def backtest() -> None:
 def simulation(args) -> None:
     design = sl.LadderDesign(seed_noise=args.noise)
     t0 = time.perf_counter()
+    crossings = [float(c) for c in args.traps.split(",") if c]
     sim = sl.simulate(n_ladders=args.ladders, bootstrap=args.bootstrap, seed=args.seed,
-                      workers=args.workers, design=design)
+                      workers=args.workers, design=design, crossings=crossings,
+                      n_traps=args.n_traps)
     print(f"\n## Calibration: {args.ladders} simulated ladders ({design.label}, seed noise "
           f"{args.noise:g} on log-loss, target N = 4B, D = 80B; true gains: 40% zero, "
           f"else N(0, 0.03) nats; {time.perf_counter() - t0:.0f} s)\n")
@@ -76,6 +81,9 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.003)
     ap.add_argument("--gains", default="0.005,0.01,0.02")
     ap.add_argument("--power-ladders", type=int, default=30)
+    ap.add_argument("--traps", default="1e9,2e9",
+                    help="crossing sizes N of the trap ladders (gain reverses there)")
+    ap.add_argument("--n-traps", type=int, default=10, help="trap ladders per crossing")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of backtest,simulation,timing")

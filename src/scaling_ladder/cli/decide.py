@@ -117,20 +117,33 @@ def compare_verb(
 
 def _print_comparison(res) -> None:
     d = res.to_dict()
+    for w in res.warnings:  # what a reader must see before the decision
+        out.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+    sign = 1.0 if res.kind == "accuracy" else -1.0
     t = DataTable(title=f"{d['decision'].upper()}: recipes against {res.baseline} on {res.metric} "
                   f"at {res.target.label}",
-                  caption="delta = recipe - baseline (loss: negative is better); compute multiplier"
-                  " k: the recipe reaches the baseline's target loss with k x the compute")
-    for col in ("recipe", "decision", "P(beats)", "predicted delta", "95% CI",
+                  caption="gain = improvement over the baseline (positive is better); compute "
+                  "multiplier k: the recipe reaches the baseline's target loss with k x the "
+                  "compute; P(beats) is the decision's (decided on)")
+    for col in ("recipe", "decision", "decided on", "P(beats)", "predicted gain", "95% CI",
                 "compute multiplier", "trend with N"):
-        t.add_column(col, justify="left" if col in ("recipe", "decision") else "right")
+        t.add_column(col, justify="left" if col in ("recipe", "decision", "decided on")
+                     else "right")
     for name, r in d["recipes"].items():
-        t.add_row(name, r["decision"], _num(r["p_beats_baseline"], 3),
-                  _num(r["predicted_delta"], 4, sign=True), _ci(r["ci95"]),
+        gain = None if r["predicted_delta"] is None else sign * r["predicted_delta"]
+        ci = [None if v is None else sign * v for v in r["ci95"]]
+        t.add_row(name, r["decision"],
+                  "the prediction" if r["basis"] == "fit" else f"the {r['basis']}",
+                  _num(r["p_beats_baseline"], 3), _num(gain, 4, sign=True),
+                  _ci(sorted(ci) if None not in ci else ci),
                   f"{_num(r['compute_multiplier'], 3)} "
                   f"{_ci(r['compute_multiplier_ci95'], 3, sign=False)}",
                   (r["survival"] or {}).get("trend", "—"))
     out.print(t)
+    if res.ranking is not None and res.ranking.order:
+        basis = "the fit" if res.ranking.basis == "fit" else f"the data: {res.ranking.basis}"
+        out.print(f"order at the target, best first: {' > '.join(res.ranking.order)} "
+                  f"(from {basis})", highlight=False)
     for name, r in d["recipes"].items():
         out.print(f"[bold]{name}[/]: {r['decision']} - {r['headline']}", highlight=False)
         for reason in r["reasons"]:

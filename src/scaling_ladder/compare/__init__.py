@@ -23,300 +23,31 @@ is better; accuracy: positive is better); a *gain* is the improvement (positive 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..files import plain as _plain
 from ..laws.bootstrap import percentile_interval
-from ..laws.forms import ChinchillaLaw, KaplanLaw, OvertrainLaw
 from ..observations.table import Observations, _listing, checkpoint_mask
 from . import sanity
-from .decide import Decision, Rule, decide, overall
+from .baselines import default_order, ranking_scales
+from .decide import Rule, decide, overall
 from .gates import evidence, stage_gates
-from .joint import VARIANTS, JointFit, compute_multiplier, joint_fit, mixture_draws
+from .joint import JointFit, compute_multiplier, joint_fit, mixture_draws
+from .options import LAW_NAMES, CompareOptions
 from .predict import COLUMNS as PRED_COLUMNS
 from .predict import downstream_translation, predict_metrics, prediction_rows
 from .prepare import AVERAGE, prepare
 from .protocols import compare_protocols
 from .regressions import near_chance_metrics, regression_table
-from .scales import Survival, proxy_accuracy, rank_stability, survival
+from .result import Comparison
+from .scales import better_sign, proxy_accuracy, rank_stability, survival
 from .target import Target, resolve_target
 
 HOLDOUT_WARN = 0.05  # a law that misses the held-out largest size by more is warned about
-LAW_NAMES = {"chinchilla": ChinchillaLaw, "overtrain": OvertrainLaw, "kaplan": KaplanLaw}
 
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """Options of :func:`compare` beyond the baseline, metric, target and rule.
-
-    Parameters
-    ----------
-    law : ``chinchilla`` (default) or ``overtrain`` (one exponent, Gadre et al. 2024).
-    variants : sharing variants of the joint fit to choose from by held-out error.
-    bootstrap : run-clustered resamples of the decision metric's joint fit.
-    slice_bootstrap : resamples of every other slice's fit and of each task's sigmoid.
-    gate_bootstrap : resamples of each stage gate's fit (0: no stage gates).
-    match : ``params-tokens``, ``flops`` (IsoFLOP designs) or ``auto``.
-    tolerance : scales within this many decades of N, D (or C) are matched.
-    fit_checkpoints : checkpoints the laws are fitted to: ``auto`` (the final checkpoint of
-        WSD runs, ``drop-first:0.1`` of others; see ``Observations.select``), ``final``, ``all``,
-        ``drop-first:F``...
-    protocol : the protocol the decision uses when several exist (default: the most runs).
-    level : confidence level of every interval.
-    near_chance : a task whose best recipe is within this of its random baseline (or within
-        2x noise) at the largest scale is flagged as near chance, not ranked.
-    n_starts : starts of each fit (see :func:`scaling_ladder.fitting.fit`).
-    """
-
-    law: str = "chinchilla"
-    variants: tuple[str, ...] = VARIANTS
-    bootstrap: int = 100
-    slice_bootstrap: int = 30
-    gate_bootstrap: int = 50
-    match: str = "auto"
-    tolerance: float = 0.01
-    fit_checkpoints: str = "auto"
-    protocol: str | None = None
-    level: float = 0.95
-    near_chance: float = 0.05
-    n_starts: int = 3
-
-    def __post_init__(self) -> None:
-        if self.law not in LAW_NAMES:
-            raise ValueError(f"The 'law' option of compare must be one of "
-                             f"{', '.join(LAW_NAMES)}. Got {self.law!r}.")
-        bad = [v for v in self.variants if v not in VARIANTS]
-        if bad or not self.variants:
-            raise ValueError(f"The 'variants' option takes {', '.join(VARIANTS)}. "
-                             f"Got {bad[0] if bad else 'none'!r}.")
-        for name in ("bootstrap", "slice_bootstrap", "gate_bootstrap"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, np.integer)) and v >= 0) or isinstance(v, bool):
-                raise ValueError(f"The '{name}' option of compare must be an int >= 0. "
-                                 f"Got {v!r}.")
-        if self.match not in ("auto", "params-tokens", "flops"):
-            raise ValueError("The 'match' option of compare must be auto, params-tokens or "
-                             f"flops. Got {self.match!r}.")
-        if not 0 < self.level < 1:
-            raise ValueError(f"The 'level' option must be in (0, 1). Got {self.level!r}.")
-        if not 0 < self.tolerance < 1:
-            raise ValueError(f"The 'tolerance' option must be in (0, 1) decades. "
-                             f"Got {self.tolerance!r}.")
-        empty = pd.DataFrame({c: [] for c in ("experiment", "run", "metric", "tokens", "final")})
-        checkpoint_mask(empty, self.fit_checkpoints)  # raises the option's ValueError
-
-
-# ------------------------------------------------------------------------------ the result
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Everything ``compare`` found; ``to_dict()`` is what ``ladder compare --json`` writes."""
-
-    baseline: str
-    metric: str
-    kind: str
-    recipes: tuple[str, ...]
-    match: str
-    target: Target
-    joint: JointFit
-    per_scale: pd.DataFrame
-    survival: dict[str, Survival]
-    rank_stability: dict[str, Any]
-    decision_accuracy: dict[str, Any]
-    predictions: pd.DataFrame
-    multipliers: dict[str, dict[str, Any]]
-    regressions: pd.DataFrame
-    near_chance: tuple[str, ...]
-    downstream: dict[str, Any]
-    protocols: dict[str, Any] | None
-    decisions: dict[str, Decision]
-    decision: str
-    reasons: tuple[str, ...]
-    gates: tuple[dict[str, Any], ...]
-    rule: Rule
-    options: CompareOptions
-    notes: tuple[str, ...] = ()
-    set_aside: tuple[tuple[str, int], ...] = field(default_factory=tuple)
-    warnings: tuple[str, ...] = ()  # what a reader must see before the decision, most severe first
-    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # why a prediction is set aside
-    backtest: Any = None  # sanity.OwnBacktest: leave-largest-out, fit vs one size down
-
-    def recipe_summary(self, recipe: str) -> dict[str, Any]:
-        """The per-recipe block of the JSON: decision, P(beats), delta, CI, multiplier."""
-        pred = self.predictions
-        row = pred[(pred["metric"] == self.metric) & (pred["recipe"] == recipe)]
-        r = row.iloc[0] if len(row) else None
-
-        def get(col):
-            return float(r[col]) if r is not None and pd.notna(r[col]) else None
-
-        mult = self.multipliers.get(recipe, {})
-        d = self.decisions.get(recipe)
-        basis = d.basis if d else "fit"
-        p = get("p_beats") if basis == "fit" or d is None else d.p_beats
-        return {
-            "decision": d.decision if d else "inconclusive",
-            "headline": d.headline if d else "", "reasons": list(d.reasons) if d else [],
-            "advice": list(d.advice) if d else [],
-            "basis": basis, "flags": list(self.flags.get(recipe, ())),
-            "p_beats_baseline": p, "predicted": get("predicted"),
-            "predicted_ci95": [get("predicted_lo"), get("predicted_hi")],
-            "predicted_delta": get("delta"), "ci95": [get("delta_lo"), get("delta_hi")],
-            "compute_multiplier": mult.get("point"),
-            "compute_multiplier_ci95": mult.get("ci"),
-            "compute_multiplier_path": mult.get("path"),
-            "compute_multiplier_note": mult.get("note") or None,
-            "survival": self.survival[recipe].to_dict() if recipe in self.survival else None,
-            "downstream": self.downstream.get("recipes", {}).get(recipe),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values (NaN and inf become null)."""
-        base = self.predictions[(self.predictions["metric"] == self.metric)
-                                & (self.predictions["recipe"] == self.baseline)]
-        return _plain({
-            "decision": self.decision, "reasons": list(self.reasons),
-            "warnings": list(self.warnings),
-            "baseline": self.baseline, "metric": self.metric, "kind": self.kind,
-            "sign_convention": "delta = recipe - baseline in the metric's units (loss: negative "
-                               "is better; accuracy: positive is better); gain = improvement",
-            "params_convention": "as given in the params column",
-            "match": self.match, "target": self.target.to_dict(),
-            "baseline_predicted": None if base.empty else base["predicted"].iloc[0],
-            "recipes": {r: self.recipe_summary(r) for r in self.recipes if r != self.baseline},
-            "joint_fit": self.joint.to_dict(),
-            "per_scale": self.per_scale,
-            "rank_stability": self.rank_stability,
-            "decision_accuracy": self.decision_accuracy,
-            "predictions": self.predictions,
-            "regressions": self.regressions,
-            "near_chance": list(self.near_chance),
-            "downstream": self.downstream, "protocols": self.protocols,
-            "gates": list(self.gates), "rule": self.rule.to_dict(),
-            "options": {k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in self.options.__dict__.items()},
-            "notes": list(self.notes), "set_aside": dict(self.set_aside),
-            "flags": {r: list(f) for r, f in self.flags.items()},
-            "backtest": self.backtest.to_dict() if self.backtest is not None else None,
-        })
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], *, source: str | None = None) -> Comparison:
-        """Rebuild a comparison from :meth:`to_dict` (a ``ladder compare --json`` file).
-
-        Rebuilt: the decision, reasons, warnings, each recipe's summary (decision, reasons,
-        advice, the basis of its P(beats), survival, compute multiplier), the predictions,
-        per-scale and regression tables, gates, target, rule, options, notes, flags and the
-        joint fit's summary (variant, held-out errors, notes; ``joint.fit`` is None: its
-        parameters and draws are not in the JSON), so that ``recipe_summary`` gives what the
-        file holds. A file of another version (a key
-        missing or unknown) is an :class:`~scaling_ladder.errors.InputError` naming ``source``.
-        """
-        from dataclasses import fields
-
-        from ..errors import InputError
-
-        fix = "re-run ladder compare ... --json FILE with this version"
-        need = {"decision", "reasons", "warnings", "baseline", "metric", "kind", "match",
-                "target", "recipes", "joint_fit", "per_scale", "rank_stability",
-                "decision_accuracy", "predictions", "regressions", "near_chance", "downstream",
-                "protocols", "gates", "rule", "options", "notes", "set_aside"}
-        known = need | {"sign_convention", "params_convention", "baseline_predicted"} | {
-            f.name for f in fields(cls)}
-        if not isinstance(d, dict):
-            raise InputError(source, "is not a comparison (not a JSON object)", fix=fix)
-        missing, unknown = sorted(need - set(d)), sorted(set(d) - known)
-        if missing or unknown:
-            what = (f"no key {', '.join(map(repr, missing))}" if missing
-                    else f"unknown key {', '.join(map(repr, unknown))}")
-            raise InputError(source, "is not a comparison written by this version of ladder "
-                             f"compare --json ({what})", fix=fix)
-
-        def real(x) -> float:
-            return np.nan if x is None else float(x)
-
-        def table(rows, columns=None) -> pd.DataFrame:
-            frame = pd.DataFrame.from_records(rows, columns=columns)
-            for c in frame.columns:  # JSON null back to NaN in numeric columns
-                vals = frame[c].dropna()
-                if frame[c].dtype == object and len(vals) and all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-                    frame[c] = frame[c].astype(float)
-            return frame
-
-        try:
-            decisions, multipliers, surv = {}, {}, {}
-            on_data = {f.name for f in fields(Decision)} >= {"basis", "p_beats"}
-            for r, s in d["recipes"].items():
-                # a decision on the data's ranking (basis) carries its own P(beats)
-                on = ({"basis": s.get("basis", "fit"), "p_beats": real(s["p_beats_baseline"])}
-                      if on_data else {})
-                decisions[r] = Decision(s["decision"], tuple(s["reasons"]), tuple(s["advice"]),
-                                        (), s["headline"], **on)
-                multipliers[r] = {"point": s["compute_multiplier"],
-                                  "ci": s["compute_multiplier_ci95"],
-                                  "path": s["compute_multiplier_path"],
-                                  "note": s["compute_multiplier_note"] or ""}
-                v = s["survival"]
-                if v is not None:
-                    surv[r] = Survival(
-                        int(v["n_scales"]), real(v["share_better"]), real(v["sign_consistency"]),
-                        tuple(map(real, v["top_sizes"])), real(v["top_share_better"]),
-                        real(v["trend_per_decade"]), tuple(map(real, v["trend_ci95"])),
-                        v["trend"])
-            j, t = d["joint_fit"], d["target"]
-            joint = JointFit(None, j["variant"],
-                             {k: np.inf if e is None else float(e)
-                              for k, e in j["held_out_are"].items()},
-                             j["held_out"], tuple(j["notes"]))
-            options = CompareOptions(**{k: tuple(v) if k == "variants" else v
-                                        for k, v in d["options"].items()})
-            more = {}
-            if "flags" in d and "flags" in {f.name for f in fields(cls)}:
-                more["flags"] = {r: tuple(f) for r, f in d["flags"].items()}
-            return cls(
-                baseline=d["baseline"], metric=d["metric"], kind=d["kind"],
-                recipes=tuple(sorted({d["baseline"], *d["recipes"]})), match=d["match"],
-                target=Target(t["params"], t["tokens"], float(t["flops"]), t["path"],
-                              bool(t["given"])),
-                joint=joint, per_scale=table(d["per_scale"]), survival=surv,
-                rank_stability=d["rank_stability"], decision_accuracy=d["decision_accuracy"],
-                predictions=table(d["predictions"], None if d["predictions"] else PRED_COLUMNS),
-                multipliers=multipliers, regressions=table(d["regressions"]),
-                near_chance=tuple(d["near_chance"]), downstream=d["downstream"],
-                protocols=d["protocols"], decisions=decisions, decision=d["decision"],
-                reasons=tuple(d["reasons"]), gates=tuple(d["gates"]),
-                rule=Rule.from_dict(d["rule"]), options=options, notes=tuple(d["notes"]),
-                set_aside=tuple(d["set_aside"].items()), warnings=tuple(d["warnings"]), **more)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            what = f"no key {exc}" if isinstance(exc, KeyError) else str(exc).rstrip(".")
-            raise InputError(source, "is not a comparison written by this version of ladder "
-                             f"compare --json ({what})", fix=fix) from None
-
-    def summary(self) -> str:
-        """Plain text: the decision, each recipe's reasons, and the notes."""
-        lines = [f"[[Decision]] {self.decision} (baseline {self.baseline}, metric "
-                 f"{self.metric}, target {self.target.label})"]
-        lines += [f"    {r}" for r in self.reasons]
-        for r in self.recipes:
-            if r == self.baseline:
-                continue
-            s = self.recipe_summary(r)
-            lines.append(f"[[{r}]] {s['decision']}")
-            lines += [f"    - {x}" for x in s["reasons"]]
-            lines += [f"    > {x}" for x in s["advice"]]
-        if len(self.regressions):
-            lines.append(f"[[Regressions]] {len(self.regressions)} "
-                         f"({int(self.regressions['blocking'].sum())} blocking)")
-        if self.notes:
-            lines.append("[[Notes]]")
-            lines += [f"    {i}. {n}" for i, n in enumerate(self.notes, 1)]
-        return "\n".join(lines)
+__all__ = ["CompareOptions", "Comparison", "compare"]
 
 
 # ---------------------------------------------------------------------------- the verb
@@ -405,9 +136,11 @@ def compare(
                     seed=seed, ticker=ticker)
     notes += pred["notes"]
     predictions, jf = pred["predictions"], pred["joint"]
-    flagged, own = _sanity(jf, prim, predictions, metric=metric, baseline=baseline,
-                           target=target)
+    flagged, own, not_fit = _sanity(jf, prim, predictions, metric=metric, baseline=baseline,
+                                    target=target)
     n_sizes = int(prim.loc[prim["recipe"] == baseline, "params"].nunique())
+    proxies, (n, d) = _proxies(prim, target)
+    scale = next(iter(ranking_scales(proxies, n, d, k=1)), None)
     decisions = {}
     for r in prep.recipes:
         if r != baseline:
@@ -416,8 +149,13 @@ def compare(
                           regressions=pred["regressions"],
                           no_prediction="; ".join(jf.notes) if jf.fit is None else "",
                           n_sizes=n_sizes, missing=prep.missing.get(r, ""),
-                          flags=flagged.get(r, ()))
+                          flags=flagged.get(r, ()) + ((not_fit,) if not_fit else ()),
+                          scale=scale)
             decisions[r] = decide(ev, rule)
+    rows = predictions[predictions["metric"] == metric]
+    order = default_order(proxies, n, d, dict(zip(rows["recipe"], rows["predicted"])),
+                          fit_trusted=jf.fit is not None and not not_fit and not flagged,
+                          higher_is_better=better_sign(prep.kind) > 0)
     p_beats = predictions[predictions["metric"] == metric].set_index("recipe")["p_beats"]
     decision, reasons = overall(decisions, p_beats.to_dict())
     gates = ()
@@ -445,26 +183,36 @@ def compare(
         set_aside=obs.set_aside if isinstance(obs, Observations) else (),
         warnings=tuple(_warnings(jf, prim, predictions, flagged, own, target=target,
                                  metric=metric, largest=largest["scale"])),
-        flags=flagged, backtest=own)
+        flags=flagged, backtest=own, ranking=order)
+
+
+def _proxies(table: pd.DataFrame, target: Target) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """The per-scale rows below a given target's N (all when the target is a trained scale)
+    and the (N, D) whose tokens per parameter the observed ranking matches (D/N = 20 for a
+    compute-optimal target, Hoffmann et al. 2022)."""
+    if target.params is None:
+        return table, (1.0, 20.0)
+    below = table[table["params"] < target.params * 0.98]
+    return (below if target.given and len(below) else table), (target.params, target.tokens)
 
 
 def _sanity(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame, *, metric: str,
-            baseline: str, target: Target) -> tuple[dict[str, tuple[str, ...]], Any]:
-    """Why each recipe's prediction is set aside (:mod:`.sanity`), and the ladder's own
-    leave-largest-out backtest. A flag on the baseline's prediction flags every delta."""
+            baseline: str, target: Target) -> tuple[dict[str, tuple[str, ...]], Any, str]:
+    """Why each recipe's prediction is flagged (:mod:`.sanity`; a flag on the baseline's
+    flags every delta), the ladder's own leave-largest-out backtest, and why the decision
+    does not rest on the fit at all ("" when it does: :func:`.sanity.fit_basis`)."""
     if jf.fit is None:
-        return {}, None
+        return {}, None, ""
     rows = predictions[predictions["metric"] == metric]
     predicted = dict(zip(rows["recipe"], rows["predicted"].astype(float)))
     why = sanity.flags(jf, table, predicted, baseline=baseline, target=target)
     own = sanity.own_backtest(jf, table, baseline=baseline)
     common = [f"the baseline's: {w}" for w in why.get(baseline, [])]
-    if own is not None and not own.fit_better:
-        common.append(f"on this ladder the fit predicts the deltas at {own.scale} (fitted "
-                      f"without it) no better than the deltas one size down do (error "
-                      f"{own.fit_error:.3g} vs {own.naive_error:.3g})")
     out = {r: tuple(w + common) for r, w in why.items() if r != baseline}
-    return {r: w for r, w in out.items() if w}, own
+    largest = table.sort_values(["flops", "params"]).iloc[-1]
+    basis = sanity.fit_basis(own, n_sizes=int(table["params"].nunique()), target=target,
+                             largest=(float(largest["params"]), float(largest["flops"])))
+    return {r: w for r, w in out.items() if w}, own, basis
 
 
 def _warnings(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame,

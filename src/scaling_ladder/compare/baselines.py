@@ -23,10 +23,14 @@ and the largest-compute scale of the size stands in where no run was trained at 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ..format import count
 
 RATIO_RTOL = 0.1  # D/N within 10% counts as the target's ratio (nominal 20 vs 19.6 measured)
 
@@ -191,3 +195,53 @@ def blend(fit_pred: Mapping[str, float], observed: Mapping[str, float], w: float
     fb, ob = float(fit_pred[base]), float(observed[base])
     return {r: fb + w * (float(fit_pred[r]) - fb) + (1.0 - w) * (float(observed[r]) - ob)
             for r in keys}
+
+
+def observed_order(table: pd.DataFrame, target_params: float, target_tokens: float, *,
+                   rtol: float = RATIO_RTOL) -> tuple[dict[str, float], str]:
+    """The ranking the data show: :func:`mean_rank` of the two largest proxy scales holding
+    every recipe, ties broken by the largest one (a score), and the scales it rests on."""
+    scales = ranking_scales(table, target_params, target_tokens, k=2, rtol=rtol)
+    if not scales:
+        return {}, ""
+    score = mean_rank(table, target_params, target_tokens, k=2, rtol=rtol)
+    top = _values(table, scales[0])
+    tie = dict(zip(top, stats.rankdata(list(top.values())) / (len(top) + 1), strict=True))
+    where = " and ".join(f"{count(n)} @ {count(d)} tok" for n, d in scales)
+    return {r: float(v + 1e-3 * tie[r]) for r, v in score.items()}, f"mean rank at {where}"
+
+
+@dataclass(frozen=True)
+class TargetOrder:
+    """The recipes' predicted order at the target, best first, and what it rests on."""
+
+    order: tuple[str, ...]
+    basis: str  # "fit", or the observed ranking ("mean rank at ...")
+    scores: dict[str, float]  # the fit's predicted values, or mean ranks (lower = lower value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": list(self.order), "basis": self.basis, "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetOrder:
+        return cls(tuple(d["order"]), d["basis"], {k: float(v) for k, v in d["scores"].items()})
+
+
+def default_order(table: pd.DataFrame, target_params: float, target_tokens: float,
+                  fit_pred: Mapping[str, float], *, fit_trusted: bool,
+                  higher_is_better: bool = False, rtol: float = RATIO_RTOL) -> TargetOrder:
+    """The order ``compare`` reports at the target, and what it rests on.
+
+    The fit's predicted values when ``fit_trusted`` (its leave-largest-out backtest on the
+    ladder beats the deltas one size down and no prediction is flagged,
+    :mod:`scaling_ladder.compare.sanity`), else :func:`observed_order`. Chosen by
+    ``bench/backtest_ranking.md``: on the real multi-recipe ladders the observed ranking
+    predicts the target's order at least as well as the fit, at a fraction of its compute.
+    """
+    usable = {r: float(v) for r, v in fit_pred.items() if np.isfinite(v)}
+    if fit_trusted and len(usable) >= 2:
+        scores, basis = usable, "fit"
+    else:
+        scores, basis = observed_order(table, target_params, target_tokens, rtol=rtol)
+    order = sorted(scores, key=lambda r: -scores[r] if higher_is_better else scores[r])
+    return TargetOrder(tuple(order), basis, scores)

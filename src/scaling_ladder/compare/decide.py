@@ -181,10 +181,13 @@ def decide(ev: Evidence, rule: Rule | None = None) -> Decision:
     if ev.flags:
         more = f" (and {len(ev.flags) - 1} more)" if len(ev.flags) > 1 else ""
         reasons.append(f"prediction at {ev.target} set aside: {ev.flags[0]}{more}")
+    elif ev.basis != "fit" and ev.no_prediction:
+        reasons.append(f"no prediction at {ev.target}: {ev.no_prediction}")
     if math.isfinite(ev.p_beats):
         ok = ev.p_beats >= rule.p_go
-        where = ev.target if ev.basis == "fit" else ev.largest_scale
-        said = "predicted gain" if ev.basis == "fit" else f"decided on the {ev.basis}: gain"
+        where = ev.target if ev.basis == "fit" else ev.basis.removeprefix("ranking at ")
+        said = ("predicted gain" if ev.basis == "fit"
+                else "decided on the ranking there: measured gain")
         reasons.append(
             f"P({what} at {where}) = {ev.p_beats:.2f} ({'meets' if ok else 'below'} "
             f"{rule.p_go:g}); {said} {_num(ev.gain, ev.units)} (95% CI "
@@ -228,7 +231,7 @@ def decide(ev: Evidence, rule: Rule | None = None) -> Decision:
 
     status = dict(checks)
     failing = [k for k, v in status.items() if v is not True]
-    at = "the target" if ev.basis == "fit" else ev.largest_scale
+    at = "the target" if ev.basis == "fit" else ev.basis.removeprefix("ranking at ")
     if math.isfinite(ev.p_beats) and ev.p_beats <= rule.p_no_go:
         decision = "no-go"
         headline = (f"P(gain > {rule.min_gain:g}) = {ev.p_beats:.2f} at {at} "
@@ -303,7 +306,10 @@ def overall(decisions: dict[str, Decision], p_beats: dict[str, float]) -> tuple[
 
     go = [r for r, d in decisions.items() if d.decision == "go"]
     if go:
-        best = max(go, key=lambda r: p_beats.get(r, 0.0))
+        def p(r: str) -> float:  # the P(beats) the recipe was decided on
+            v = decisions[r].p_beats
+            return v if math.isfinite(v) else p_beats.get(r, 0.0)
+        best = max(go, key=p)
         rest = [r for r in decisions if r != best]
         return "go", [line(best, decisions[best])] + [line(r, decisions[r]) for r in rest]
     verdict = "no-go" if all(d.decision == "no-go" for d in decisions.values()) else \

@@ -27,13 +27,16 @@ from .target import Target
 def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, surv,
              predictions: pd.DataFrame, target: Target, regressions: pd.DataFrame | None,
              no_prediction: str = "", n_sizes: int = 0, missing: str = "",
-             flags: tuple[str, ...] = ()) -> Evidence:
+             flags: tuple[str, ...] = (), scale: tuple[float, float] | None = None
+             ) -> Evidence:
     """Gather one recipe's evidence for :func:`~scaling_ladder.compare.decide.decide`.
 
     ``table`` is the per-scale table of the decision metric, ``surv`` the recipe's
     :class:`~scaling_ladder.compare.scales.Survival`. With ``flags`` (why the prediction at
     the target is not trusted, :mod:`.sanity`) the evidence is the ranking at the largest
-    scale instead: P(better there) and the gain measured there.
+    scale instead (``scale``, the (N, D) the observed ranking uses, else the largest-compute
+    one): P(better there) and the gain measured there; so is it when there is no prediction
+    (``no_prediction`` says why: an accuracy metric, too few sizes).
     """
     kind = table["kind"].iloc[0] if len(table) else "loss"
     s = better_sign(kind)
@@ -52,17 +55,21 @@ def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, su
                       lo > 0 if s < 0 else hi < 0)),
                   n_top_scales=int(rows["params"].isin(surv.top_sizes).sum()))
     pred = predictions[(predictions["metric"] == metric) & (predictions["recipe"] == recipe)]
-    if flags and len(rows):
-        kw.update(basis=f"ranking at {top['scale']}", flags=tuple(flags),
-                  p_beats=observed_p_better(top), gain=float(s * top["delta"]),
-                  gain_ci=tuple(sorted((float(s * top["ci_lo"]), float(s * top["ci_hi"])))))
-    elif len(pred) and np.isfinite(pred["p_beats"].iloc[0]):
+    usable = bool(len(pred)) and bool(np.isfinite(pred["p_beats"].iloc[0]))
+    if not usable and not no_prediction:
+        no_prediction = f"{recipe} is not in the joint fit" if not len(pred) else \
+            "the bootstrap gave no usable draws (fit with bootstrap > 1)"
+    if (flags or not usable) and len(rows):  # no trusted prediction: what the data show
+        at = rows[np.isclose(rows["params"], scale[0]) & np.isclose(rows["tokens"], scale[1])] \
+            if scale is not None else rows.iloc[:0]
+        at = at.iloc[0] if len(at) else top
+        kw.update(basis=f"ranking at {at['scale']}", flags=tuple(flags),
+                  p_beats=observed_p_better(at), gain=float(s * at["delta"]),
+                  gain_ci=tuple(sorted((float(s * at["ci_lo"]), float(s * at["ci_hi"])))))
+    elif usable:
         p = pred.iloc[0]
         kw.update(p_beats=float(p["p_beats"]), gain=float(s * p["delta"]),
                   gain_ci=tuple(sorted((float(s * p["delta_lo"]), float(s * p["delta_hi"])))))
-    elif not no_prediction:
-        no_prediction = f"{recipe} is not in the joint fit" if not len(pred) else \
-            "the bootstrap gave no usable draws (fit with bootstrap > 1)"
     regs = ()
     if regressions is not None and len(regressions):
         regs = tuple(regressions[regressions["recipe"] == recipe].to_dict(orient="records"))

@@ -8,6 +8,9 @@ decision falls back to the ranking the data show at the largest proxy scale, whe
 * a parameter of its law sits at a bound in the members that carry most of the mixture's
   weight (E = 0 or A = 0 on proxies too far from the asymptote: the law cannot identify it);
 * the fit misses the recipe's largest proxy by more than three standard errors of its mean;
+* the ladder cannot check the fit (two model sizes: nothing to hold out), or the target is
+  within :data:`MIN_EXTRAPOLATION` x the largest proxy's N, where the ranking there predicts
+  the order as well (:func:`fit_basis`; these hold for every recipe);
 * on this ladder, the fit predicts the largest size's deltas (fitted without it) no better
   than the deltas measured one size down do: the multi-scale fit is worth nothing over
   ranking at one scale there (DataDecide, Magnusson et al. 2025, arXiv:2504.11393, found the
@@ -32,6 +35,10 @@ from .scales import better_sign, fmt_count
 from .target import Target
 
 SE_LIMIT = 3.0  # a residual beyond this many standard errors of the mean is not noise
+# Below this extrapolation in N the ranking at the largest proxies orders the target at least
+# as well as the fit on every ladder of bench/backtest_ranking.md; beyond it, recipes can
+# cross between the proxies and the target (the 6.9B over-training target, 17x).
+MIN_EXTRAPOLATION = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,19 +77,28 @@ def at_bounds(fit: LawFit, group: str) -> list[str]:
 
 
 def _se_of_mean(row: pd.Series) -> float:
-    sd = float(row["noise_sd"]) if pd.notna(row["noise_sd"]) else math.nan
-    return sd / math.sqrt(max(int(row["n_runs"]), 1))
+    """Standard error of a cell's mean; NaN where the table carries no noise estimate."""
+    sd = row.get("noise_sd", math.nan)
+    sd = float(sd) if pd.notna(sd) else math.nan
+    return sd / math.sqrt(max(int(row.get("n_runs", 1)), 1))
+
+
+def _scale(row: pd.Series) -> str:
+    return str(row["scale"]) if "scale" in row else \
+        f"{fmt_count(float(row['params']))} @ {fmt_count(float(row['tokens']))} tok"
 
 
 def flags(jf: JointFit, table: pd.DataFrame, predicted: dict[str, float], *, baseline: str,
           target: Target) -> dict[str, list[str]]:
     """Per recipe (the baseline included), why its prediction at the target is not trusted.
 
-    ``table`` is the per-scale table of the decision metric, ``predicted`` each recipe's
-    predicted value at the target.
+    ``table`` is the per-scale table of the decision metric (``recipe``, ``params``,
+    ``tokens``, ``value``; with ``noise_sd`` and ``n_runs`` the margins are two standard
+    errors and the largest proxy's residual is judged, else the margin is 0), ``predicted``
+    each recipe's predicted value at the target.
     """
     out: dict[str, list[str]] = {}
-    kind = str(table["kind"].iloc[0]) if len(table) else "loss"
+    kind = str(table["kind"].iloc[0]) if len(table) and "kind" in table else "loss"
     s = better_sign(kind)
     for r, value in predicted.items():
         why: list[str] = []
@@ -96,7 +112,7 @@ def flags(jf: JointFit, table: pd.DataFrame, predicted: dict[str, float], *, bas
                 margin = 2 * se if np.isfinite(se) else 0.0
                 if s * (best["value"] - value) > margin:
                     why.append(f"predicted {value:.4g} at the target, worse than the "
-                               f"{best['value']:.4g} it measured at {best['scale']} "
+                               f"{best['value']:.4g} it measured at {_scale(best)} "
                                "(fewer parameters and tokens)")
         share = sum(m.weight for m in jf.members if at_bounds(m.fit, r))
         if share >= 0.5:
@@ -123,18 +139,29 @@ def _misses_largest(jf: JointFit, rows: pd.DataFrame, recipe: str) -> str:
     res = float(top["value"] - fitted)
     if not (np.isfinite(se) and se > 0 and np.isfinite(res)) or abs(res) <= SE_LIMIT * se:
         return ""
-    return (f"the fit misses its largest proxy ({top['scale']}) by {res:+.3g}, "
+    return (f"the fit misses its largest proxy ({_scale(top)}) by {res:+.3g}, "
             f"{abs(res) / se:.1f}x the standard error of its mean")
 
 
 def own_backtest(jf: JointFit, table: pd.DataFrame, *, baseline: str) -> OwnBacktest | None:
-    """The fit's deltas at the held-out largest size against the deltas one size down."""
+    """The fit's deltas at the held-out largest size against the deltas one size down.
+
+    ``table`` is a per-scale table (``recipe``, ``params``, ``tokens``, ``value``; seeds
+    averaged); the naive delta of a held-out cell is the recipe's ``value`` minus the
+    baseline's at the next smaller size, at the scale nearest the cell's tokens per parameter
+    that both were trained at.
+    """
     pts = jf.held_out_points
     if pts is None or pts.empty:
         return None
     cells = pts.groupby(["recipe", "params", "tokens"], as_index=False)[
         ["value", "predicted"]].mean()
     base = cells[cells["recipe"] == baseline]
+    cols = ["params", "tokens"]
+    measured = table.groupby(["recipe", *cols], as_index=False)["value"].mean()
+    deltas = measured.merge(measured[measured["recipe"] == baseline][[*cols, "value"]],
+                            on=cols, suffixes=("", "_base"))
+    deltas["delta"] = deltas["value"] - deltas["value_base"]
     fit_err, naive_err = [], []
     sizes = np.sort(table["params"].unique())
     for _, c in cells[cells["recipe"] != baseline].iterrows():
@@ -145,8 +172,8 @@ def own_backtest(jf: JointFit, table: pd.DataFrame, *, baseline: str) -> OwnBack
             continue
         observed = float(c["value"] - b["value"].iloc[0])
         predicted = float(c["predicted"] - b["predicted"].iloc[0])
-        down = table[np.isclose(table["params"], smaller[-1], rtol=0.02)
-                     & (table["recipe"] == c["recipe"]) & table["delta"].notna()]
+        down = deltas[np.isclose(deltas["params"], smaller[-1], rtol=0.02)
+                      & (deltas["recipe"] == c["recipe"])]
         if down.empty:
             continue
         tpp = c["tokens"] / c["params"]
@@ -157,6 +184,29 @@ def own_backtest(jf: JointFit, table: pd.DataFrame, *, baseline: str) -> OwnBack
         return None
     return OwnBacktest(f"N = {fmt_count(float(pts['params'].max()))}",
                        float(np.mean(fit_err)), float(np.mean(naive_err)), len(fit_err))
+
+
+def fit_basis(own: OwnBacktest | None, *, n_sizes: int, target: Target,
+              largest: tuple[float, float]) -> str:
+    """Why no recipe's decision rests on the fit ("" when the fit is what it rests on).
+
+    ``largest`` is the (N, FLOPs) of the largest proxy run; for a compute-optimal target
+    the extrapolation in N is taken as the square root of the one in compute (C ~ N^2).
+    """
+    if own is None:
+        return (f"the fit cannot be checked on this ladder: with {n_sizes} model size(s) "
+                "there is no smaller fit to predict the largest size from (needs 3 or more)")
+    if not own.fit_better:
+        return (f"on this ladder the fit predicts the deltas at {own.scale} (fitted without "
+                f"it) no better than the deltas one size down do (error {own.fit_error:.3g} "
+                f"vs {own.naive_error:.3g})")
+    reach = (target.params / largest[0] if target.params is not None
+             else math.sqrt(target.flops / largest[1]))
+    if reach < MIN_EXTRAPOLATION:
+        return (f"the target is {reach:.2g}x the largest proxy's N (< {MIN_EXTRAPOLATION:g}x),"
+                " where the ranking at the largest proxies orders recipes at least as well as "
+                "the fit (bench/backtest_ranking.md)")
+    return ""
 
 
 def observed_p_better(row: pd.Series) -> float:

@@ -6,6 +6,10 @@ each hidden target scale from the proxies, and score the predicted ordering agai
 observed one by pairwise decision accuracy. Predictors scored side by side (the simple ones are
 in :mod:`scaling_ladder.compare.baselines`):
 
+* **default**: the order ``compare`` reports (:func:`~scaling_ladder.compare.baselines.
+  default_order`): the fit where compare's decision would rest on it (its own
+  leave-largest-out backtest passes, no prediction is flagged, the target is far enough
+  beyond the proxies), else the mean rank of the two largest proxies;
 * **tool**: the joint fit of :mod:`scaling_ladder.compare.joint` per loss metric (sharing chosen
   by held-out error among the proxies), and for accuracies the two-step law through the
   decision metric (Bhagia et al. 2024, arXiv:2412.04403); point predictions, no bootstrap;
@@ -37,9 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..compare import sanity
 from ..compare.baselines import (
     RATIO_RTOL,
     blend,
+    default_order,
     log_n_trend,
     mean_rank,
     ranking_scales,
@@ -47,17 +53,19 @@ from ..compare.baselines import (
     scale_table,
     trend_points,
 )
-from ..compare.joint import fit_task_law, joint_fit, recipe_draws
+from ..compare.joint import JointFit, fit_task_law, joint_fit, mixture_draws
 from ..compare.prepare import AVERAGE, check_inputs, with_average
 from ..compare.ranking import rank_agreement
 from ..compare.scales import final_values, fmt_count
 from ..compare.target import Target
 from ..errors import InputError
+from ..laws.compute import flops_6nd
 from ..laws.forms import ChinchillaLaw
 from ..observations.table import Observations, checkpoint_mask
 
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 SINGLE = "single@tool compute"
+DEFAULT = "default"
 _LABELS = ("metric", "target", "n_recipes", "naive_scale", "single_scale")
 
 
@@ -182,8 +190,8 @@ def backtest(obs: Observations | pd.DataFrame, *, baseline: str, proxy_max_param
     if fit_max_ratio is not None:
         short = runs.index[runs["tokens"] / runs["params"] <= fit_max_ratio * (1 + rtol)]
         fitted = proxies[pd.MultiIndex.from_frame(proxies[["experiment", "run"]]).isin(short)]
-    predictions = _tool_predictions(fitted, law, metrics, decision_metric, targets, baseline,
-                                    seed, fit_checkpoints, n_starts)
+    predictions, trusted = _tool_predictions(fitted, law, metrics, decision_metric, targets,
+                                             baseline, seed, fit_checkpoints, n_starts)
     fit_runs = _fit_runs(fitted, fit_checkpoints)
     rows, orders, compute = [], [], []
     for metric in metrics:
@@ -196,7 +204,7 @@ def backtest(obs: Observations | pd.DataFrame, *, baseline: str, proxy_max_param
             preds, used, scale_labels = _predictors(
                 tab, n, d, predictions.get((metric, n, d), {}), runs, fit_runs,
                 metric if not higher else decision_metric, metric, baseline, sizes,
-                blend_weights, rtol)
+                blend_weights, rtol, trusted.get((metric, n, d), False))
             row = {"metric": metric, "target": label, "n_recipes": len(observed)}
             row.update({m: rank_agreement(p, observed).decision_accuracy
                         for m, p in preds.items()})
@@ -206,7 +214,7 @@ def backtest(obs: Observations | pd.DataFrame, *, baseline: str, proxy_max_param
                            "observed": _order(observed, higher),
                            **{m: _order(p, higher) for m, p in preds.items()
                               if not m.startswith("proxy ")}})
-            per_recipe = 6.0 * n * d * max(tab["recipe"].nunique(), 1)
+            per_recipe = flops_6nd(n, d) * max(tab["recipe"].nunique(), 1)
             for m, ids in used.items():
                 flops = float(runs.loc[list(ids), "flops"].sum()) if ids else float("nan")
                 compute.append({"metric": metric, "target": label, "method": m,
@@ -243,7 +251,7 @@ def _run_compute(below: pd.DataFrame) -> pd.DataFrame:
     runs = g.agg(recipe=("recipe", "first"), params=("params", "first"),
                  tokens=("tokens", "max"), scale_params=("scale_params", "first"),
                  scale_tokens=("scale_tokens", "first"))
-    runs["flops"] = 6.0 * runs["params"].to_numpy(float) * runs["tokens"].to_numpy(float)
+    runs["flops"] = flops_6nd(runs["params"].to_numpy(float), runs["tokens"].to_numpy(float))
     return runs
 
 
@@ -282,7 +290,7 @@ def _scale_label(scale: tuple[float, float], tpp: float, rtol: float) -> str:
 
 
 def _predictors(tab, n, d, tool, runs, fit_runs, fit_metric, metric, baseline, sizes,
-                blend_weights, rtol):
+                blend_weights, rtol, trusted):
     """Every predictor's values for one (metric, target), the runs each is charged for, and
     the labels of the scales the naive and equal-compute rankings use."""
     tpp = d / n
@@ -292,6 +300,9 @@ def _predictors(tab, n, d, tool, runs, fit_runs, fit_metric, metric, baseline, s
     fit_keys = (fit_runs.get(fit_metric, set()) | fit_runs.get(metric, set())) & set(runs.index)
     used["tool"] = {k for k in fit_keys if runs.at[k, "recipe"] in recipes} if tool else set()
     top = ranking_scales(tab, n, d, k=2, rtol=rtol)
+    order = default_order(tab, n, d, tool, fit_trusted=trusted, rtol=rtol)
+    preds[DEFAULT] = order.scores
+    used[DEFAULT] = used["tool"] if order.basis == "fit" else _runs_at(runs, top, recipes)
     naive_vals = _values(tab, top[0]) if top else {}
     preds["naive"] = naive_vals
     used["naive"] = _runs_at(runs, top[:1], recipes)
@@ -333,11 +344,13 @@ def _values(tab: pd.DataFrame, scale: tuple[float, float]) -> dict[str, float]:
 
 
 def _tool_predictions(proxies, law, metrics, decision_metric, targets, baseline, seed,
-                      fit_checkpoints, n_starts) -> dict:
-    """(metric, N, D) -> {recipe: predicted value} from fits to the proxies only."""
+                      fit_checkpoints, n_starts) -> tuple[dict, dict]:
+    """(metric, N, D) -> {recipe: predicted value} from fits to the proxies only, and
+    (metric, N, D) -> whether compare would order by the fit there (``default``)."""
     out: dict = {}
+    trusted: dict = {}
     chosen = proxies[checkpoint_mask(proxies, fit_checkpoints)]
-    loss_fits = {}
+    fits: dict[str, JointFit] = {}
     needed = [m for m in metrics if not m.startswith("ds/")]
     if any(m.startswith("ds/") for m in metrics) and decision_metric not in needed:
         needed.append(decision_metric)
@@ -353,17 +366,20 @@ def _tool_predictions(proxies, law, metrics, decision_metric, targets, baseline,
         except (InputError, ValueError):
             continue
         if jf.fit is not None:
-            loss_fits[metric] = jf.fit
+            fits[metric] = jf
+    finals = final_values(proxies, match="params-tokens", tolerance=0.01)
     for metric in metrics:
         for n, d in targets:
-            t = Target(float(n), float(d), 6.0 * n * d, "tokens-per-param")
-            if metric in loss_fits:
-                f = loss_fits[metric]
-                out[(metric, n, d)] = {r: p for r, (p, _) in
-                                       recipe_draws(f, t, list(f.groups)).items()}
+            t = Target(float(n), float(d), float(flops_6nd(n, d)), "tokens-per-param")
+            if metric in fits:
+                jf = fits[metric]
+                pred = {r: p for r, (p, _) in mixture_draws(jf, t, list(jf.fit.groups)).items()}
+                out[(metric, n, d)] = pred
+                trusted[(metric, n, d)] = _trusted(jf, scale_table(finals, metric), pred,
+                                                   baseline, t)
     accs = [m for m in metrics if m.startswith("ds/")]
-    if accs and decision_metric in loss_fits:
-        f = loss_fits[decision_metric]
+    if accs and decision_metric in fits:
+        jf = fits[decision_metric]
         for metric in accs:
             try:
                 task = fit_task_law(proxies, loss_metric=decision_metric, metric=metric,
@@ -371,12 +387,26 @@ def _tool_predictions(proxies, law, metrics, decision_metric, targets, baseline,
             except (InputError, ValueError):
                 continue
             for n, d in targets:
-                t = Target(float(n), float(d), 6.0 * n * d, "tokens-per-param")
-                losses = recipe_draws(f, t, list(f.groups))
+                t = Target(float(n), float(d), float(flops_6nd(n, d)), "tokens-per-param")
+                losses = mixture_draws(jf, t, list(jf.fit.groups))
                 out[(metric, n, d)] = {
                     r: float(task.fit.law(task.fit.group_params(r), loss=losses[r][0]))
                     for r in task.fit.groups if r in losses}
-    return out
+    return out, trusted
+
+
+def _trusted(jf: JointFit, tab: pd.DataFrame, predicted: dict[str, float], baseline: str,
+             target: Target) -> bool:
+    """Whether compare's decision would rest on this fit (:mod:`..compare.sanity`); without
+    noise estimates here, the "worse than measured" margin is 0."""
+    own = sanity.own_backtest(jf, tab, baseline=baseline)
+    top = tab.loc[(tab["params"] * tab["tokens"]).idxmax()]
+    if sanity.fit_basis(own, n_sizes=int(tab["params"].nunique()), target=target,
+                        largest=(float(top["params"]),
+                                 float(flops_6nd(top["params"], top["tokens"])))):
+        return False
+    flags = sanity.flags(jf, tab, predicted, baseline=baseline, target=target)
+    return not any(flags.values())
 
 
 def _values_at(mf: pd.DataFrame, n: float, d: float) -> dict[str, float]:

@@ -64,6 +64,11 @@ def decision(a: Analysis) -> Section:
         tables.append(gates)
     intro = (f"Recipes against {cmp.baseline} on {cmp.metric}, matched by {cmp.match}. "
              + "; ".join(cmp.reasons) + ("." if cmp.reasons else ""))
+    if cmp.ranking is not None and cmp.ranking.order:
+        basis = ("the fit" if cmp.ranking.basis == "fit"
+                 else f"the data: {cmp.ranking.basis}")
+        intro += (f" Order at the target, best first: {' > '.join(cmp.ranking.order)} "
+                  f"(from {basis}).")
     return Section(key, title, intro, tuple(tables), notes=tuple(notes),
                    verdict=cmp.decision, warnings=warnings)
 
