@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import scaling_ladder as sl
-from scaling_ladder import CompareOptions, InputError, Rule
+from scaling_ladder import CompareOptions, Comparison, InputError, Rule
 from scaling_ladder.compare.scales import final_values, per_scale_table, survival
 
 TRUTH = {"E": 1.9, "A": 450.0, "B": 1800.0, "alpha": 0.33, "beta": 0.31}
@@ -513,3 +513,43 @@ def test_result_is_plain_json_with_the_contract_keys_and_progress(clear_gain):
                progress=lambda done, total: seen.append((done, total)), **TARGET)
     assert seen and seen[-1][0] == seen[-1][1] and all(
         a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+
+
+# ------------------------------------------------- the default order and its fallbacks
+
+
+def _order_at(frame: pd.DataFrame, metric: str, n: float, ratio: float) -> tuple[str, ...]:
+    f = frame[(frame["metric"] == metric) & frame["final"]
+              & np.isclose(frame["params"], n, rtol=0.02)
+              & np.isclose(frame["tokens"] / frame["params"], ratio, rtol=0.1)]
+    return tuple(f.groupby("recipe")["value"].mean().sort_values().index)
+
+
+def test_overtrain_up_to_411m_orders_the_three_recipes_as_they_are_at_1_4b():
+    frame = sl.datasets.load("overtrain").frame
+    truth = _order_at(frame, "val/c4", 1.44e9, 20)
+    small = frame[frame["params"] <= 5e8]
+    res = sl.compare(small, baseline="c4", metric="val/c4", target_params=1.44e9,
+                     target_tokens=2.88e10,
+                     options=CompareOptions(bootstrap=20, slice_bootstrap=0, gate_bootstrap=0))
+    # 3.5x beyond the largest proxy: the order and every decision rest on the ranking there
+    assert res.ranking.order == truth == ("c4", "refinedweb", "redpajama")
+    assert res.ranking.basis.startswith("mean rank at 412M @ 8.23B tok")
+    for r in ("redpajama", "refinedweb"):
+        s = res.recipe_summary(r)
+        assert s["basis"] == "ranking at 412M @ 8.23B tok" and s["decision"] == "no-go"
+        assert any("3.5x the largest proxy's N" in x for x in s["reasons"])
+    back = Comparison.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back.ranking == res.ranking and back.backtest == res.backtest
+    assert "[[Order at the target]] c4 > refinedweb > redpajama" in res.summary()
+
+
+def test_two_sizes_decide_on_the_ranking_and_say_the_fit_cannot_be_checked():
+    frame = recipe_ladder({"base": {}, "new": data_effect(1.5)}, seeds=2)
+    two = frame[frame["params"].isin(sorted(frame["params"].unique())[-2:])]
+    res = sl.compare(obs_of(two), baseline="base", options=FAST, **TARGET)
+    s = res.recipe_summary("new")
+    assert s["basis"].startswith("ranking at ") and res.ranking.basis.startswith("mean rank")
+    assert any("cannot be checked on this ladder: with 2 model size(s)" in x
+               for x in s["reasons"])
+    assert s["decision"] == "go" and s["p_beats_baseline"] >= 0.9  # clear on the ladder

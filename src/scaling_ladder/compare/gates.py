@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..laws.compute import flops_6nd
 from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
 from .joint import joint_fit, recipe_draws
@@ -104,7 +105,7 @@ def stage_gates(fit_frame: pd.DataFrame, table: pd.DataFrame, *, baseline: str, 
     out = []
     for i, name in ((0, "small -> medium"), (1, "medium -> large")):
         cut, nxt = float(stages[i][-1]), float(stages[i + 1][-1])
-        gate_target = Target(nxt, nxt * tpp, 6 * nxt * nxt * tpp, "tokens-per-param")
+        gate_target = Target(nxt, nxt * tpp, float(flops_6nd(nxt, nxt * tpp)), "tokens-per-param")
         out.append(_gate(name, fit_frame, table, cut, gate_target, baseline=baseline, law=law,
                          variant=variant, rule=rule, options=options, seed=seed,
                          ticker=ticker))

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from ..errors import InputError
-from ..laws.compute import optimal_params
+from ..laws.compute import optimal_params, tokens_6nd
 from ..laws.downstream import pair_metrics
 from ..laws.fit import LawFit, fit
 from ..laws.forms import Law, SigmoidLaw
@@ -268,7 +268,7 @@ def _held_out_points(fits: dict[str, LawFit], weights: dict[str, float],
 
 def _optimal_value(law: Law, p: dict[str, float], flops: float) -> float:
     n = optimal_params(law, p, flops)
-    return float(law(p, params=n, tokens=flops / (6.0 * n)))
+    return float(law(p, params=n, tokens=float(tokens_6nd(flops, n))))
 
 
 def _value(law: Law, p: dict[str, float], target: Target) -> float:

@@ -30,6 +30,7 @@ from ..compare import CompareOptions, Comparison
 from ..compare import compare as run_compare
 from ..compare.decide import Rule
 from ..errors import InputError
+from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..observations.table import Observations
@@ -269,4 +270,4 @@ def _target(main: pd.DataFrame, target, cmp: Comparison | None) -> dict[str, Any
         if not (np.isfinite(n) and np.isfinite(d) and n > 0 and d > 0):
             raise ValueError(f"The 'target' of build_report must be positive (params, tokens). "
                              f"Got {target!r}.")
-    return {"params": n, "tokens": d, "flops": 6.0 * n * d, "how": how}
+    return {"params": n, "tokens": d, "flops": float(flops_6nd(n, d)), "how": how}

@@ -19,16 +19,6 @@ def num(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def count(x: float) -> str:
-    """Parameter and token counts: 6.89B, 138B, 3.1T."""
-    if x is None or not np.isfinite(x):
-        return "—"
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{unit}"
-    return f"{x:.3g}"
-
-
 def signed(x: float | None, digits: int = 4) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:+.{digits}g}"
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..format import count
 from . import figures
-from .cells import count, interval, num, signed
+from .cells import interval, num, signed
 from .model import Analysis, Section, Table
 
 # ------------------------------------------------------------------------------ 1 decision

@@ -37,6 +37,8 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
+from ..format import count
+
 _RC = {
     "svg.fonttype": "none",
     "font.size": 9,
@@ -138,7 +140,7 @@ def _plain_log(axis, *, counts: bool = False) -> None:
     else:
         ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
         axis.set_major_locator(FixedLocator(ticks))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_n(v) if counts else f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: count(v) if counts else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -152,18 +154,11 @@ def _size_colors(sizes: Sequence[float]) -> dict[float, tuple]:
     return {s: cmap(0.9 * (np.log(s) - lo) / (hi - lo)) for s in sizes}
 
 
-def _fmt_n(n: float) -> str:
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:.3g}"
-
-
 def _size_legend(fig: MplFigure, colors: Mapping[float, tuple], extra: Sequence = (),
                  right: float = 1.6, top: float = 0.35) -> None:
     """One legend in the right margin (``right`` inches wide): ``extra`` handles, then the
     model sizes."""
-    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=f"N = {_fmt_n(n)}")
+    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=f"N = {count(n)}")
                for n, c in colors.items()]
     if len(handles) > 12:  # keep the legend readable: every k-th size
         handles = handles[:: int(np.ceil(len(handles) / 12))]

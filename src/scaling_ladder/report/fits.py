@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..observations.table import checkpoint_mask
@@ -117,7 +118,7 @@ def _given_fits(a: Analysis, given) -> dict[str, RecipeFit]:
 def law_inputs(fit: LawFit, params, tokens) -> dict[str, np.ndarray] | None:
     """The law's inputs at (N, D): ``flops`` is 6ND; None when the law reads other columns."""
     n, d = np.asarray(params, float), np.asarray(tokens, float)
-    have = {"params": n, "tokens": d, "flops": 6.0 * n * d}
+    have = {"params": n, "tokens": d, "flops": flops_6nd(n, d)}
     if not set(fit.law.inputs) <= set(have):
         return None
     return {k: have[k] for k in fit.law.inputs}

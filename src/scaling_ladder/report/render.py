@@ -6,16 +6,15 @@ matplotlib escapes the text inside them, so a recipe named ``<script>`` shows as
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
 
-from .cells import count
+from ..files import write_atomic
+from ..format import count
 
 if TYPE_CHECKING:  # the model imports this module to render itself
     from .model import Report, Table
@@ -122,28 +121,16 @@ def to_markdown(report: Report, figure_dir: str | None = None) -> str:
 # --------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write(report: Report, path: Path, format: str | None = None) -> Path:
     """Write ``report`` to ``path`` as ``html`` or ``md`` (default: from the suffix)."""
     fmt = format or {".md": "md", ".markdown": "md"}.get(path.suffix.lower(), "html")
     if fmt not in ("html", "md"):
         raise ValueError(f"The 'format' of a report must be 'html' or 'md'. Got {format!r}.")
     if fmt == "html":
-        _atomic_write(path, report.html)
+        write_atomic(path, report.html)
         return path
     figure_dir = f"{path.stem}_figures"
     for f in report.figures:
-        _atomic_write(path.parent / figure_dir / f"{f.key}.svg", f.svg + "\n")
-    _atomic_write(path, to_markdown(report, figure_dir if report.figures else None))
+        write_atomic(path.parent / figure_dir / f"{f.key}.svg", f.svg + "\n")
+    write_atomic(path, to_markdown(report, figure_dir if report.figures else None))
     return path

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..format import count
+from ..laws.compute import flops_6nd, optimal, tokens_6nd
 from ..laws.compute import isoflop as isoflop_analysis
-from ..laws.compute import optimal
 from . import figures
-from .cells import count, interval, num, signed
+from .cells import interval, num, signed
 from .fits import law_inputs, observed_at_target
 from .model import Analysis, Section, Table
 
@@ -129,7 +130,7 @@ def _curves(rf, pts: pd.DataFrame, most: int = 8) -> list[dict[str, Any]]:
         if rf.fit.draws is not None and len(rf.fit.draws):
             d = rf.fit.predict_draws(group=rf.group, **x)
             lo, hi = np.nanquantile(d, [0.025, 0.975], axis=0)
-        out.append({"params": float(n), "flops": 6.0 * n * grid, "mean": mean, "lo": lo,
+        out.append({"params": float(n), "flops": flops_6nd(n, grid), "mean": mean, "lo": lo,
                     "hi": hi})
     return out
 
@@ -352,7 +353,7 @@ def _profiles(fin: pd.DataFrame, rf, iso, tolerance: float) -> list[dict[str, An
     for g in groups[-4:]:
         c = float(10 ** np.mean(np.log10(g["flops"])))
         ns = np.geomspace(g["params"].min() / 3, g["params"].max() * 3, 60)
-        x = law_inputs(rf.fit, ns, c / (6 * ns))
+        x = law_inputs(rf.fit, ns, tokens_6nd(c, ns))
         best = optimal(rf.fit, flops=c, group=rf.group)
         out.append({"flops": c, "params": g["params"].to_numpy(float),
                     "value": g["value"].to_numpy(float),

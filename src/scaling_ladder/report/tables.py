@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..compare.scales import better_sign, reference_scale
-from .cells import count, interval, num, pct, signed
+from ..format import count
+from .cells import interval, num, pct, signed
 from .model import Analysis, Section, Table
 
 MAX_ROWS = 1000  # experiment-table rows
