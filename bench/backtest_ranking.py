@@ -333,7 +333,7 @@ def main() -> None:
         "charged: 6ND of the runs it uses per recipe, as a fraction of one target run. "
         "default: the order compare reports (the fit's where compare's decision rests on it: "
         "its own leave-largest-out backtest passes, nothing is flagged and the target is >= "
-        "10x the largest proxy's N; else the mean rank of the two largest proxies); "
+        "10x the largest proxy's N; else the ranking at the largest proxy); "
         "tool: the joint fit of compare (point predictions, the mixture of sharing variants); "
         "tool <=20: the same fit on the "
         "runs at <= 20 tokens/param only; naive: ranking at the largest proxy; mean_rank: "

@@ -9,7 +9,7 @@ in :mod:`scaling_ladder.compare.baselines`):
 * **default**: the order ``compare`` reports (:func:`~scaling_ladder.compare.baselines.
   default_order`): the fit where compare's decision would rest on it (its own
   leave-largest-out backtest passes, no prediction is flagged, the target is far enough
-  beyond the proxies), else the mean rank of the two largest proxies;
+  beyond the proxies), else the ranking at the largest proxy;
 * **tool**: the joint fit of :mod:`scaling_ladder.compare.joint` per loss metric (sharing chosen
   by held-out error among the proxies), and for accuracies the two-step law through the
   decision metric (Bhagia et al. 2024, arXiv:2412.04403); point predictions, no bootstrap;
@@ -302,7 +302,7 @@ def _predictors(tab, n, d, tool, runs, fit_runs, fit_metric, metric, baseline, s
     top = ranking_scales(tab, n, d, k=2, rtol=rtol)
     order = default_order(tab, n, d, tool, fit_trusted=trusted, rtol=rtol)
     preds[DEFAULT] = order.scores
-    used[DEFAULT] = used["tool"] if order.basis == "fit" else _runs_at(runs, top, recipes)
+    used[DEFAULT] = used["tool"] if order.basis == "fit" else _runs_at(runs, top[:1], recipes)
     naive_vals = _values(tab, top[0]) if top else {}
     preds["naive"] = naive_vals
     used["naive"] = _runs_at(runs, top[:1], recipes)
