@@ -99,9 +99,15 @@ def test_compare_decides_on_an_accuracy_of_the_overtrain_suite(tmp_path):
     d = json.loads(out.read_text())
     assert d["kind"] == "accuracy" and d["metric"] == "ds/hellaswag"
     assert d["rank_stability"]["reference_scale"] == "6.89B @ 138B tok"
-    assert any("ranked at each scale" in n for n in d["notes"])
+    # predicted in two steps through the loss paired with it; decided on the data's ranking
+    # at the target itself (the largest scale trained, 6.89B)
+    rows = [p for p in d["predictions"] if p["metric"] == "ds/hellaswag"]
+    assert len(rows) == 3 and all(p["method"].startswith("two-step: ") for p in rows)
+    assert any("two-step prediction goes through" in n for n in d["notes"])
     for r in d["recipes"].values():
         assert r["survival"]["n_scales"] > 10
+        assert r["basis"] == "ranking at 6.89B @ 138B tok"
+    assert d["ranking_at_target"]["basis"] == "ranking at 6.89B @ 138B tok"
 
 
 # --------------------------------------------------------------- 2. scales matched by tokens

@@ -45,6 +45,10 @@ class InputError(LadderError, ValueError):
             text += f"; {self.fix}"
         return text
 
+    def __reduce__(self):  # picklable, so an error in a worker process reaches the caller
+        return (_input_error, (self.path, self.problem, self.line, self.row, self.column,
+                               self.fix, self.more))
+
     def in_file(self, path: str | None) -> InputError:
         """The same error, naming ``path`` when it named no file yet."""
         if self.path is None and path:
@@ -52,3 +56,7 @@ class InputError(LadderError, ValueError):
             self.args = (self._text(),)
         return self
 
+
+
+def _input_error(path, problem, line, row, column, fix, more) -> InputError:
+    return InputError(path, problem, line=line, row=row, column=column, fix=fix, more=more)

@@ -94,8 +94,9 @@ def compare(
     obs : observations with several recipes (all checkpoints; the final one of each run is
         its value at its scale, the last ones estimate noise when there are no seeds).
     baseline : the recipe the others are compared with.
-    metric : the loss metric the decision rests on (default: the first ``val/`` loss every
-        recipe has, else ``train``).
+    metric : the metric the decision rests on (default: the first ``val/`` loss every
+        recipe has, else ``train``): a loss, or an accuracy (``ds/<task>``, higher is better)
+        predicted in two steps through the loss most correlated with it (Bhagia et al. 2024).
     target_params, target_tokens : the target (N, D); or ``target_flops`` for a
         compute-optimal target. Default: the largest scale the baseline was trained at.
     rule : go / no-go thresholds (:class:`~scaling_ladder.decide.Rule`).
@@ -136,8 +137,9 @@ def compare(
                     seed=seed, ticker=ticker)
     notes += pred["notes"]
     predictions, jf = pred["predictions"], pred["joint"]
-    flagged, own, not_fit = _sanity(jf, prim, predictions, metric=metric, baseline=baseline,
-                                    target=target)
+    fitted = pred["loss"] or metric  # the loss the joint fit is of (an accuracy's pair)
+    flagged, own, not_fit = _sanity(jf, table[table["metric"] == fitted], predictions,
+                                    metric=fitted, baseline=baseline, target=target)
     n_sizes = int(prim.loc[prim["recipe"] == baseline, "params"].nunique())
     proxies, (n, d) = _proxies(prim, target)
     scale = next(iter(ranking_scales(proxies, n, d, k=1)), None)
@@ -159,7 +161,7 @@ def compare(
     p_beats = predictions[predictions["metric"] == metric].set_index("recipe")["p_beats"]
     decision, reasons = overall(decisions, p_beats.to_dict())
     gates = ()
-    if jf.fit is not None and options.gate_bootstrap > 0:
+    if jf.fit is not None and options.gate_bootstrap > 0 and fitted == metric:
         gates = stage_gates(pred["fit_rows"](metric), prim, baseline=baseline, law=pred["law"],
                             variant=jf.variant, target=target, rule=rule, options=options,
                             decisions=decisions, seed=seed, ticker=ticker)
@@ -182,18 +184,19 @@ def compare(
         options=options, notes=tuple(notes),
         set_aside=obs.set_aside if isinstance(obs, Observations) else (),
         warnings=tuple(_warnings(jf, prim, predictions, flagged, own, target=target,
-                                 metric=metric, largest=largest["scale"])),
+                                 metric=metric, largest=largest["scale"],
+                                 level=options.level)),
         flags=flagged, backtest=own, ranking=order)
 
 
 def _proxies(table: pd.DataFrame, target: Target) -> tuple[pd.DataFrame, tuple[float, float]]:
-    """The per-scale rows below a given target's N (all when the target is a trained scale)
-    and the (N, D) whose tokens per parameter the observed ranking matches (D/N = 20 for a
-    compute-optimal target, Hoffmann et al. 2022)."""
+    """The per-scale rows up to the target's N (a run trained at the target is the best
+    ranking there is) and the (N, D) whose tokens per parameter the observed ranking matches
+    (D/N = 20 for a compute-optimal target, Hoffmann et al. 2022)."""
     if target.params is None:
         return table, (1.0, 20.0)
-    below = table[table["params"] < target.params * 0.98]
-    return (below if target.given and len(below) else table), (target.params, target.tokens)
+    upto = table[table["params"] <= target.params * 1.02]
+    return (upto if len(upto) else table), (target.params, target.tokens)
 
 
 def _sanity(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame, *, metric: str,
@@ -217,7 +220,7 @@ def _sanity(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame, *, met
 
 def _warnings(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame,
               flagged: dict[str, tuple[str, ...]], own, *, target: Target, metric: str,
-              largest: str) -> list[str]:
+              largest: str, level: float) -> list[str]:
     """What a reader must see above the decision, most severe first."""
     out = []
     rows = predictions[predictions["metric"] == metric].set_index("recipe")
@@ -230,7 +233,7 @@ def _warnings(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame,
             v = float(at["value"].iloc[0])
             if not lo <= v <= hi:
                 out.append(f"{r}: the run trained at the target measured {v:.4g}, outside its "
-                           f"predicted 95% interval [{lo:.4g}, {hi:.4g}]")
+                           f"predicted {level:.0%} interval [{lo:.4g}, {hi:.4g}]")
     if flagged:
         out.append(f"prediction at the target set aside for {', '.join(flagged)}: decided on "
                    f"the ranking at the largest scale instead (see each recipe's reasons)")
@@ -266,38 +269,44 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
     if no_rb:
         notes.append(f"{len(no_rb)} accuracy metric(s) have no random_baseline column: "
                      f"near-chance not judged ({_listing(no_rb, 3)})")
-    if prep.kind == "loss":
-        jf = joint_fit(law, fit_rows(metric), baseline=baseline, variants=options.variants,
+    # an accuracy is predicted in two steps through its paired loss (Bhagia et al. 2024)
+    loss = metric if prep.kind == "loss" else prep.paired_loss
+    if loss is not None:
+        jf = joint_fit(law, fit_rows(loss), baseline=baseline, variants=options.variants,
                        bootstrap=options.bootstrap, seed=seed, n_starts=options.n_starts,
                        progress=ticker.sub())
     else:  # a loss law does not fit an accuracy: the recipes are ranked at each scale
         jf = JointFit(None, "", notes=(f"no joint fit: {metric} is an accuracy, which a loss "
-                                       "law does not fit; ranked at each scale",))
+                                       "law does not fit, and no loss is paired with it; "
+                                       "ranked at each scale",))
     notes += list(jf.notes)
     rows, multipliers, draws, more, task_laws = [], {}, {}, [], {}
     if jf.fit is not None:
         draws = mixture_draws(jf, target, list(jf.fit.groups))
         mix = ", ".join(f"{m.variant} {m.weight:.2f}" for m in jf.members)
         rows = prediction_rows(
-            metric, "loss", draws, baseline, level=options.level, min_gain=rule.min_gain,
+            loss, "loss", draws, baseline, level=options.level,
+            min_gain=rule.min_gain if loss == metric else 0.0,
             method=f"joint {law.name} fit over sharing variants ({mix}), "
                    f"{options.bootstrap} resamples")
         multipliers = _multipliers(jf, target, baseline, options.level)
         notes += [f"joint fit: {n}" for n in jf.fit.notes]
         ticker.done = options.bootstrap
         more, task_laws, more_notes = predict_metrics(
-            frame, law=law, joint=jf, primary=metric, primary_draws=draws, baseline=baseline,
-            target=target, fit_rows=fit_rows, skip=set(near),
-            bootstrap=options.slice_bootstrap, seed=seed, level=options.level, min_gain=0.0,
-            tick=ticker.tick)
+            frame, law=law, joint=jf, primary=loss, primary_draws=draws, baseline=baseline,
+            target=target, fit_rows=fit_rows, skip=set(near) - {metric},
+            bootstrap=max(options.slice_bootstrap, 10 if loss != metric else 0), seed=seed,
+            level=options.level, min_gain=0.0, tick=ticker.tick)
         notes += more_notes
     predictions = pd.DataFrame(rows + more, columns=PRED_COLUMNS)
     regressions = regression_table(
         table, predictions, baseline=baseline, primary=metric, near=set(near),
-        max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy)
+        max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy,
+        level=options.level)
     downstream = downstream_translation(task_laws, predictions, table, baseline=baseline,
-                                        primary=metric, average=AVERAGE)
+                                        primary=loss or metric, average=AVERAGE)
     return {"joint": jf, "law": law, "fit_rows": fit_rows, "predictions": predictions,
+            "loss": loss,
             "multipliers": multipliers, "regressions": regressions, "near": near,
             "downstream": downstream, "notes": notes}
 

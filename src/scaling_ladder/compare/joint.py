@@ -34,7 +34,7 @@ from scipy.optimize import brentq
 from ..errors import InputError
 from ..laws.compute import optimal_params, tokens_6nd
 from ..laws.downstream import pair_metrics
-from ..laws.fit import LawFit, fit
+from ..laws.fit import LawFit, fit, fork_map
 from ..laws.forms import Law, SigmoidLaw
 from ..observations.table import checkpoint_mask
 from .scales import fmt_count
@@ -209,16 +209,22 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
         runs = test.groupby(["recipe", "run"], sort=True).indices
         by_draw: dict[str, np.ndarray] = {}
         held_fits: dict[str, LawFit] = {}
-        for v in variants:
+
+        def select(v: str) -> LawFit | None:
             try:
-                f = fit(law, train, by="recipe", shared=shared_of(law, v), n_starts=n_starts,
-                        bootstrap=SELECTION_RESAMPLES, seed=seed)
-                by_draw[v] = _held_out_errors(f, test, runs)
-                errors[v] = float(np.mean(by_draw[v][0]))
-                held_fits[v] = f
+                return fit(law, train, by="recipe", shared=shared_of(law, v),
+                           n_starts=n_starts, bootstrap=SELECTION_RESAMPLES, seed=seed)
             except (InputError, ValueError):
+                return None
+
+        for v, f in zip(variants, fork_map(select, variants), strict=True):
+            if f is None:
                 by_draw[v] = np.full((SELECTION_RESAMPLES + 1, len(runs)), np.inf)
                 errors[v] = float("inf")
+                continue
+            by_draw[v] = _held_out_errors(f, test, runs)
+            errors[v] = float(np.mean(by_draw[v][0]))
+            held_fits[v] = f
         weights = selection_weights({v: e[1:] for v, e in by_draw.items()},
                                     np.array([r for r, _ in runs]), seed=seed)
         held_points = _held_out_points(held_fits, weights, test)
@@ -230,17 +236,20 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
         {min(variants, key=lambda v: (errors.get(v, 0.0), VARIANTS.index(v))): 1.0}
     kept = {v: w / sum(kept.values()) for v, w in kept.items()}
     draws = _allocate(kept, bootstrap) if bootstrap else {v: 0 for v in kept}
-    members, done = [], 0
+    order = sorted(kept, key=lambda v: (-kept[v], VARIANTS.index(v)))
+    finished = [0]
 
-    def sub(n_done: int, _total: int) -> None:
+    def member(v: str) -> LawFit:
+        return fit(law, frame, by="recipe", shared=shared_of(law, v), bootstrap=draws[v],
+                   seed=seed, n_starts=n_starts)
+
+    def tick(i: int) -> None:  # progress by member: the fits run side by side
+        finished[0] += draws[order[i]]
         if progress:
-            progress(done + n_done, bootstrap)
+            progress(finished[0], bootstrap)
 
-    for v in sorted(kept, key=lambda v: (-kept[v], VARIANTS.index(v))):
-        f = fit(law, frame, by="recipe", shared=shared_of(law, v), bootstrap=draws[v],
-                seed=seed, n_starts=n_starts, progress=sub)
-        done += draws[v]
-        members.append(Member(v, kept[v], f))
+    members = [Member(v, kept[v], f)
+               for v, f in zip(order, fork_map(member, order, done=tick), strict=True)]
     top = members[0]
     return JointFit(top.fit, top.variant, errors, held if errors else "", tuple(notes),
                     tuple(members), held_points)

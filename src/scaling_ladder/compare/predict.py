@@ -60,23 +60,40 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
                     fit_rows: Callable[[str], pd.DataFrame], skip: set[str], bootstrap: int,
                     seed: int, level: float, min_gain: float,
                     tick: Callable[[int], None]) -> tuple[list[dict], dict[str, TaskLaw], list]:
-    """Predictions at the target for every metric but the primary one (rows, task laws, notes)."""
-    from ..laws.fit import fit
+    """Predictions at the target for every metric but the primary one (rows, task laws, notes).
+
+    The loss slices' fits are independent and run side by side (:func:`~scaling_ladder.laws.
+    fit.fork_map`); the tasks' sigmoids are cheap and follow in turn.
+    """
+    from ..laws.fit import LawFit, fit, fork_map
 
     rows: list[dict] = []
     tasks: dict[str, TaskLaw] = {}
     notes: list[str] = []
     kinds = frame.groupby("metric")["kind"].first()
-    for metric in sorted(kinds.index):
-        if metric == primary or metric in skip:
-            continue
+    todo = [m for m in sorted(kinds.index) if m != primary and m not in skip]
+
+    def fit_slice(metric: str) -> LawFit | Exception | None:
+        data = fit_rows(metric)
+        if baseline not in set(data["recipe"]) or data["recipe"].nunique() < 2:
+            return None
+        try:
+            return fit(law, data, by="recipe", shared=shared_of(law, joint.variant),
+                       bootstrap=bootstrap, seed=seed, n_starts=2)
+        except (InputError, ValueError) as exc:
+            return exc
+
+    losses = [m for m in todo if kinds[m] == "loss"]
+    fitted = dict(zip(losses, fork_map(fit_slice, losses, done=lambda _: tick(bootstrap)),
+                      strict=True))
+    for metric in todo:
         try:
             if kinds[metric] == "loss":
-                data = fit_rows(metric)
-                if baseline not in set(data["recipe"]) or data["recipe"].nunique() < 2:
+                f = fitted[metric]
+                if f is None:
                     continue
-                f = fit(law, data, by="recipe", shared=shared_of(law, joint.variant),
-                        bootstrap=bootstrap, seed=seed, n_starts=2)
+                if isinstance(f, Exception):
+                    raise f
                 draws = recipe_draws(f, target, list(f.groups))
                 method = f"joint {law.name} fit ({joint.variant}), {bootstrap} resamples"
             else:
@@ -95,7 +112,8 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
             notes.append(f"{metric}: not predicted at the target ({exc})")
             continue
         finally:
-            tick(bootstrap)
+            if kinds[metric] != "loss":
+                tick(bootstrap)
         rows += prediction_rows(metric, kinds[metric], draws, baseline, level=level,
                                 min_gain=0.0, method=method)
     return rows, tasks, notes

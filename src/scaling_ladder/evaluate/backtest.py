@@ -389,6 +389,8 @@ def _tool_predictions(proxies, law, metrics, decision_metric, targets, baseline,
             for n, d in targets:
                 t = Target(float(n), float(d), float(flops_6nd(n, d)), "tokens-per-param")
                 losses = mixture_draws(jf, t, list(jf.fit.groups))
+                # compare trusts a two-step prediction as far as it trusts its loss's fit
+                trusted[(metric, n, d)] = trusted.get((decision_metric, n, d), False)
                 out[(metric, n, d)] = {
                     r: float(task.fit.law(task.fit.group_params(r), loss=losses[r][0]))
                     for r in task.fit.groups if r in losses}

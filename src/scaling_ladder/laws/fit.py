@@ -290,6 +290,46 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
 
 
+_JOBS: list[tuple[Callable[[Any], Any], Any]] = []
+
+
+def _run_job(i: int) -> Any:
+    fn, x = _JOBS[i]
+    return fn(x)
+
+
+def fork_map(fn: Callable[[Any], Any], items: Sequence[Any], *,
+             done: Callable[[int], None] | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` in forked processes, one per core, when there are several
+    items and cores (independent fits: the results are the same, in order, either way).
+
+    The items stay in the parent's memory (the fork copies them); only the results are
+    pickled back. ``done(i)`` is called as item i finishes.
+    """
+    global _JOBS
+    items = list(items)
+    workers = min(os.cpu_count() or 1, len(items))
+    if workers < 2 or "fork" not in mp.get_all_start_methods():
+        out = []
+        for i, x in enumerate(items):
+            out.append(fn(x))
+            if done:
+                done(i)
+        return out
+    _JOBS = [(fn, x) for x in items]
+    try:
+        out = [None] * len(items)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_run_job, i): i for i in range(len(items))}
+            for fut in as_completed(futures):
+                out[futures[fut]] = fut.result()
+                if done:
+                    done(futures[fut])
+        return out
+    finally:
+        _JOBS = []
+
+
 def _refit(prob: Problem, optima: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Public parameters refitted under each row of ``weights``, from every known optimum."""
     with threadpool_limits(limits=1, user_api="blas"):
