@@ -13,6 +13,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 import scaling_ladder as sl  # noqa: E402
 from scaling_ladder.cli import app  # noqa: E402
+from test_consistency import check_one_number_per_quantity  # noqa: E402
 
 
 @pytest.mark.slow
@@ -25,6 +26,11 @@ def test_demo_trains_compares_and_reports(tmp_path):
     assert set(out["recipes"]) == {"code-heavy", "prose-heavy"}
     html = (tmp_path / "report.html").read_text()
     assert "Decision" in html and "<script>alert" not in html
+    # one number per quantity: the report's sections print the comparison's numbers
+    cmp = json.loads((tmp_path / "comparison.json").read_text())
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert cmp["decision"] == out["decision"]
+    assert check_one_number_per_quantity(report, cmp) >= 10
     obs = sl.read_observations(out["observations"])
     assert obs.set_aside == () and obs.n_runs == 45  # 15 runs, 2 cooldown branches each
     final = obs.select(metric="val/mean", checkpoints="final").frame

@@ -14,9 +14,8 @@ draw gives one prediction per recipe; across draws:
   solved along a fixed tokens-per-parameter path when the target is (N, D), or along each
   recipe's compute-optimal path (Hoffmann et al. 2022, eq. 4) when the target is FLOPs.
 
-Accuracies follow the two-step ladder of Bhagia et al. (2024, arXiv:2412.04403): predicted loss,
-then a loss-to-accuracy sigmoid whose shape (a, b, k) is shared across recipes and whose midpoint
-``L0`` is per recipe, so a recipe may buy more or less accuracy per nat than the baseline.
+Accuracies follow the two-step ladder of Bhagia et al. (2024, arXiv:2412.04403): the predicted
+loss, then :class:`~scaling_ladder.laws.downstream.TaskLaw`.
 """
 
 
@@ -33,10 +32,8 @@ from scipy.optimize import brentq
 
 from ..errors import InputError
 from ..laws.compute import optimal_params, tokens_6nd
-from ..laws.downstream import pair_metrics
 from ..laws.fit import LawFit, fit, fork_map
-from ..laws.forms import Law, SigmoidLaw
-from ..observations.table import checkpoint_mask
+from ..laws.forms import Law
 from .scales import fmt_count
 from .target import Target
 
@@ -389,39 +386,3 @@ def summarize_draws(point_r, draws_r, point_b, draws_b, *, higher_is_better: boo
     out["p_beats"] = float(np.mean(gain > min_gain) + 0.5 * np.mean(gain == min_gain))
     out["n_draws"] = int(ok.sum())
     return out
-
-
-# ---------------------------------------------------------------------- two-step accuracy
-
-
-@dataclass(frozen=True)
-class TaskLaw:
-    """Loss-to-accuracy sigmoid of one task: shape shared, midpoint L0 per recipe."""
-
-    metric: str
-    fit: LawFit
-
-    def l0(self, recipe: str) -> float:
-        return float(self.fit.group_params(recipe)["L0"])
-
-    def accuracy_draws(self, recipe: str, losses: np.ndarray) -> np.ndarray:
-        """Accuracy for each loss draw, pairing draw i with sigmoid draw i mod B."""
-        law = self.fit.law
-        if self.fit.draws is None or not len(self.fit.draws):
-            return law(self.fit.group_params(recipe), loss=losses)
-        ps = self.fit.draw_params(recipe)
-        return np.array([float(law(ps[i % len(ps)], loss=v)) for i, v in enumerate(losses)])
-
-
-def fit_task_law(frame: pd.DataFrame, *, loss_metric: str, metric: str, bootstrap: int,
-                 seed: int) -> TaskLaw:
-    """Step 2 of Bhagia et al. (2024): accuracy vs the primary loss, later checkpoints only."""
-    rows = frame[frame["metric"].isin([loss_metric, metric])]
-    rows = rows[checkpoint_mask(rows, "drop-first:0.1")]
-    paired = pair_metrics(rows, loss_metric=loss_metric, metric=metric)
-    if paired["recipe"].nunique() < 2 or len(paired) < 6:
-        raise InputError(None, f"too few runs pair {metric} with {loss_metric}",
-                         column="metric", fix="log both metrics at the same checkpoints")
-    f = fit(SigmoidLaw(), paired, by="recipe", shared=("a", "b", "k"), bootstrap=bootstrap,
-            seed=seed, n_starts=2)
-    return TaskLaw(metric, f)

@@ -21,15 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..laws.downstream import TaskLaw, fit_task_law
 from ..laws.forms import Law
-from .joint import (
-    JointFit,
-    TaskLaw,
-    fit_task_law,
-    recipe_draws,
-    shared_of,
-    summarize_draws,
-)
+from .joint import JointFit, recipe_draws, shared_of, summarize_draws
 from .target import Target
 
 COLUMNS = ["metric", "kind", "recipe", "predicted", "predicted_lo", "predicted_hi", "delta",

@@ -53,13 +53,14 @@ from ..compare.baselines import (
     scale_table,
     trend_points,
 )
-from ..compare.joint import JointFit, fit_task_law, joint_fit, mixture_draws
+from ..compare.joint import JointFit, joint_fit, mixture_draws
 from ..compare.prepare import AVERAGE, check_inputs, with_average
 from ..compare.ranking import rank_agreement
 from ..compare.scales import final_values, fmt_count
 from ..compare.target import Target
 from ..errors import InputError
 from ..laws.compute import flops_6nd
+from ..laws.downstream import fit_task_law
 from ..laws.forms import ChinchillaLaw
 from ..observations.table import Observations, checkpoint_mask
 

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..observations.table import Observations
+from ..observations.table import Observations, checkpoint_mask
 from .bootstrap import percentile_interval
-from .fit import LawFit, Prediction
+from .fit import LawFit, Prediction, fit
+from .forms import SigmoidLaw
 
 
 def pair_metrics(obs: Observations | pd.DataFrame, *, loss_metric: str, metric: str):
@@ -71,3 +72,41 @@ def chain(loss_fit: LawFit, task_fit: LawFit) -> ChainFit:
         raise ValueError("The second fit of chain must map loss to accuracy (sigmoid or "
                          f"exp-error). Got {task_fit.law.name!r}.")
     return ChainFit(loss_fit, task_fit)
+
+
+# ------------------------------------------------- per recipe: one shape, its own midpoint
+
+
+@dataclass(frozen=True)
+class TaskLaw:
+    """Loss-to-accuracy sigmoid of one task across recipes: the shape (a, b, k) shared, the
+    midpoint L0 per recipe, so a recipe may buy more or less accuracy per nat (Bhagia et al.
+    2024)."""
+
+    metric: str
+    fit: LawFit
+
+    def l0(self, recipe: str) -> float:
+        return float(self.fit.group_params(recipe)["L0"])
+
+    def accuracy_draws(self, recipe: str, losses: np.ndarray) -> np.ndarray:
+        """Accuracy for each loss draw, pairing draw i with sigmoid draw i mod B."""
+        law = self.fit.law
+        if self.fit.draws is None or not len(self.fit.draws):
+            return law(self.fit.group_params(recipe), loss=losses)
+        ps = self.fit.draw_params(recipe)
+        return np.array([float(law(ps[i % len(ps)], loss=v)) for i, v in enumerate(losses)])
+
+
+def fit_task_law(frame: pd.DataFrame, *, loss_metric: str, metric: str, bootstrap: int,
+                 seed: int) -> TaskLaw:
+    """Step 2 of Bhagia et al. (2024): accuracy vs the primary loss, later checkpoints only."""
+    rows = frame[frame["metric"].isin([loss_metric, metric])]
+    rows = rows[checkpoint_mask(rows, "drop-first:0.1")]
+    paired = pair_metrics(rows, loss_metric=loss_metric, metric=metric)
+    if paired["recipe"].nunique() < 2 or len(paired) < 6:
+        raise InputError(None, f"too few runs pair {metric} with {loss_metric}",
+                         column="metric", fix="log both metrics at the same checkpoints")
+    f = fit(SigmoidLaw(), paired, by="recipe", shared=("a", "b", "k"), bootstrap=bootstrap,
+            seed=seed, n_starts=2)
+    return TaskLaw(metric, f)
