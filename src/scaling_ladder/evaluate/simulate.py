@@ -78,12 +78,19 @@ def simulate_ladder(design: LadderDesign, *, gain: float, seed: int = 0) -> pd.D
 
     ``gain`` is the recipe's true improvement at the target in nats (positive = better).
     """
-    rng = np.random.default_rng(seed)
-    law, t = ChinchillaLaw(), design.truth
+    t = design.truth
     m = design.data_multiplier(gain)
-    rows = []
-    for recipe, mult in (("baseline", 1.0), ("recipe", m)):
-        p = {**t, "B": t["B"] * mult ** (-t["beta"])}
+    return _ladder_rows(design, {"baseline": t, "recipe": {**t, "B": t["B"] * m ** (-t["beta"])}},
+                        seed)
+
+
+def _ladder_rows(design: LadderDesign, laws: dict[str, dict[str, float]],
+                 seed: int) -> pd.DataFrame:
+    """Final rows of every recipe's Chinchilla law over the design, with log-normal seed
+    noise."""
+    rng = np.random.default_rng(seed)
+    law, rows = ChinchillaLaw(), []
+    for recipe, p in laws.items():
         for n in design.sizes:
             for r in design.tokens_per_param:
                 clean = float(law(p, params=n, tokens=r * n))
@@ -116,23 +123,12 @@ def trap_ladder(design: LadderDesign, *, crossing: float = 1e9, delta_e: float =
     ``crossing`` by a margin that shrinks with N, worse beyond it. Noise as in
     :func:`simulate_ladder`.
     """
-    rng = np.random.default_rng(seed)
-    law, t = ChinchillaLaw(), design.truth
+    t = design.truth
     trap = trap_parameters(design, crossing=crossing, delta_e=delta_e)
-    rows = []
-    for recipe, p in (("baseline", t), ("recipe", trap)):
-        for n in design.sizes:
-            for r in design.tokens_per_param:
-                clean = float(law(p, params=n, tokens=r * n))
-                for s in range(design.seeds):
-                    rows.append({"experiment": "sim", "recipe": recipe,
-                                 "run": f"{recipe}-{n:g}-{r:g}-s{s}", "params": int(n),
-                                 "tokens": r * n, "seed": s, "metric": "val/sim",
-                                 "kind": "loss", "final": True,
-                                 "value": clean * math.exp(rng.normal(0, design.seed_noise))})
     at = {"params": design.target_params, "tokens": design.target_tokens}
+    law = ChinchillaLaw()
     gain = float(law(t, **at) - law(trap, **at))
-    return pd.DataFrame(rows), gain
+    return _ladder_rows(design, {"baseline": t, "recipe": trap}, seed), gain
 
 
 def _one(args) -> dict[str, Any]:
