@@ -1,10 +1,11 @@
-"""The one estimator for every law: screened starts, L-BFGS-B, run-clustered bootstrap.
+"""The one estimator for every law: screened starts, Gauss-Newton and L-BFGS-B, bootstrap.
 
-1. **Screen** starting points by variable projection and **refine** the best few with L-BFGS-B
-   and analytic gradients (:mod:`scaling_ladder.objective`; Huber(1e-3) on log-loss, summed,
-   by default: Hoffmann et al. 2022, Besiroglu et al. 2024).
+1. **Screen** starting points by variable projection, take each part of the way by damped
+   Gauss-Newton (:mod:`.newton`) and **refine** the best with L-BFGS-B and analytic gradients
+   (:mod:`.objective`; Huber(1e-3) on log-loss, summed, by default: Hoffmann et al. 2022,
+   Besiroglu et al. 2024).
 2. **Bootstrap** (``bootstrap=B``): refit on B run-clustered resamples (see
-   :mod:`scaling_ladder.bootstrap`), warm-started from the distinct optima of step 1.
+   :mod:`scaling_ladder.bootstrap`), warm-started from the optimum of step 1.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import InputError
 from ..observations.table import Observations
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .forms import Law, law_from_dict
-from .objective import BOOT_OPTIONS, Problem, build_problem, public_names, public_values
+from .objective import Problem, build_problem, public_names, public_values
 
 # ------------------------------------------------------------------------------ the results
 
@@ -271,22 +272,17 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
             if (idx >= 0).any():
                 xv[idx] = z[:, j] if len(set(idx)) > 1 else np.average(z[:, j], weights=sizes)
         starts.append(xv)
-    results = sorted((prob.minimize(s, prob.w) for s in starts), key=lambda r: r.fun)
-    best = results[0]
+    # every start part of the way, then the most promising to the optimiser's tolerances
+    rough = prob.approach(np.stack(starts), np.tile(prob.w, (len(starts), 1)))
+    best = prob.minimize(rough.x[int(np.argmin(rough.fun))], prob.w)
     if not np.isfinite(best.fun):
         raise InputError(None, f"the {law.name} law cannot be fitted to these points (every "
                          "start gave a non-finite objective)", fix="check the selected rows")
-    optima = [best.x]
-    for r in results[1:]:
-        if np.isfinite(r.fun) and all(np.max(np.abs(r.x - o)) > 1e-3 for o in optima):
-            optima.append(r.x)
-    optima = optima[:3]
-
     draws = None
     if bootstrap:
         rng = np.random.default_rng(seed)
         wb = cluster_weights(prob.run, prob.group, bootstrap, rng) * prob.w
-        draws = _bootstrap(prob, optima, wb, progress)
+        draws = _bootstrap(prob, best.x, wb, progress)
     return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
 
 
@@ -330,22 +326,23 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any], *,
         _JOBS = []
 
 
-def _refit(prob: Problem, optima: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """Public parameters refitted under each row of ``weights``, from every known optimum."""
+def _refit(prob: Problem, start: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Public parameters refitted under each row of ``weights``, from the optimum."""
     with threadpool_limits(limits=1, user_api="blas"):
-        best = (min((prob.minimize(o, w, BOOT_OPTIONS) for o in optima), key=lambda r: r.fun)
-                for w in weights)
-        return np.array([public_values(prob, r.x) for r in best])
+        return np.array([public_values(prob, x) for x in prob.refit(start, weights)])
 
 
-def _bootstrap(prob, optima, wb, progress) -> np.ndarray:
-    """Refit every resample, on all cores in chunks when there is enough work."""
-    chunks = np.array_split(np.arange(len(wb)), max(1, min(len(wb) // 10, 50)))
-    workers = min(os.cpu_count() or 1, len(chunks))
+def _bootstrap(prob, start, wb, progress) -> np.ndarray:
+    """Refit every resample, side by side in chunks (:meth:`Problem.refit`), the chunks on all
+    cores when there is enough work."""
+    cores = os.cpu_count() or 1
+    size = int(np.clip(len(wb) / (4 * cores), 25, 250))
+    chunks = np.array_split(np.arange(len(wb)), max(1, round(len(wb) / size)))
+    workers = min(cores, len(chunks))
     done, rows = 0, [None] * len(chunks)
     if workers > 1 and len(wb) * len(prob.y) >= 20_000 and "fork" in mp.get_all_start_methods():
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(_refit, prob, optima, wb[c]): i for i, c in enumerate(chunks)}
+            futures = {pool.submit(_refit, prob, start, wb[c]): i for i, c in enumerate(chunks)}
             for fut in as_completed(futures):
                 rows[futures[fut]] = fut.result()
                 done += len(chunks[futures[fut]])
@@ -353,7 +350,7 @@ def _bootstrap(prob, optima, wb, progress) -> np.ndarray:
                     progress(done, len(wb))
     else:
         for i, c in enumerate(chunks):
-            rows[i] = _refit(prob, optima, wb[c])
+            rows[i] = _refit(prob, start, wb[c])
             done += len(c)
             if progress:
                 progress(done, len(wb))

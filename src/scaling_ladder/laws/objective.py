@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..errors import InputError
+from .newton import GroupedNewton
 
 SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement uses all)
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}
@@ -55,6 +56,8 @@ class Problem:
             self.bounds[self.index[g, j]] = lb[j]
         self.t_y = self._transform(y)
         self.point_index = self.index[group]  # (n, p)
+        self._newton: GroupedNewton | None = None
+        self._tiled: dict = {}
 
     def _transform(self, v):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -70,50 +73,102 @@ class Problem:
         return 2.0 * r if self.loss == "mse" else np.clip(r, -self.delta, self.delta)
 
     def z_of(self, xv: np.ndarray) -> np.ndarray:
-        """Internal parameters per group (G, p) from the free vector."""
-        z = np.broadcast_to(self.z_fixed, self.index.shape).copy()
+        """Internal parameters per group (G, p) from the free vector, or (B, G, p) from B
+        free vectors (B, P)."""
+        xv = np.asarray(xv, dtype=float)
+        z = np.broadcast_to(self.z_fixed, xv.shape[:-1] + self.index.shape).copy()
         free = self.index >= 0
-        z[free] = xv[self.index[free]]
+        z[..., free] = xv[..., self.index[free]]
         return z
 
-    def value_and_grad(self, xv: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-        law, m = self.law, len(self.law.coefficients)
-        zp = self.z_of(xv)[self.group]  # (n, p)
-        logb = law.log_basis(zp[:, m:], self.x)  # (n, m)
+    def residuals(self, xv: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Residuals (n,) in the fit's space and their derivatives (n, p) with respect to each
+        point's internal parameters; ``None`` where the prediction leaves the law's domain."""
+        r, dr, ok = self.residuals_many(np.asarray(xv, dtype=float)[None])
+        return (r[0], dr[0]) if ok[0] else None
+
+    def residuals_many(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`residuals` for B free vectors (B, P) at once: residuals (B, n), derivatives
+        (B, n, p), and whether each vector keeps every prediction in the law's domain (B,)."""
+        law, m, n = self.law, len(self.law.coefficients), len(self.y)
+        b = len(xs)
+        zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
+        x = self._inputs(b)
+        logb = law.log_basis(zp[:, m:], x)  # (B n, m)
         terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
         total = terms.sum(axis=1)
-        if law.outer is not None and np.any(total <= 0):
-            return np.inf, np.zeros_like(xv)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
-        dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (n, p)
+        bad = np.zeros(b * n, bool)
+        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], x))
+        dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (B n, p)
         yhat = total
-        if law.outer is not None:  # yhat = total**q: dyhat = yhat (q dtotal/total + dq ln total)
-            iq = m + law.exponents.index(law.outer)
-            q, log_total = zp[:, iq], np.log(total)
-            yhat = np.exp(np.minimum(q * log_total, 700.0))
-            dy = (yhat * q / total)[:, None] * dy
-            dy[:, iq] += yhat * log_total
-        if self.space == "log":
-            if np.any(yhat <= 0):
-                return np.inf, np.zeros_like(xv)
-            r, dr = np.log(yhat) - self.t_y, 1.0 / yhat
-        else:
-            r, dr = yhat - self.t_y, 1.0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if law.outer is not None:  # yhat = total**q: dyhat = yhat (q dtotal/total + dq ln)
+                bad |= total <= 0
+                iq = m + law.exponents.index(law.outer)
+                q, log_total = zp[:, iq], np.log(total)
+                yhat = np.exp(np.minimum(q * log_total, 700.0))
+                dy = (yhat * q / total)[:, None] * dy
+                dy[:, iq] += yhat * log_total
+            t_y = np.tile(self.t_y, b)
+            if self.space == "log":
+                bad |= yhat <= 0
+                r, dy = np.log(yhat) - t_y, dy / yhat[:, None]
+            else:
+                r = yhat - t_y
+        ok = ~bad.reshape(b, n).any(axis=1)
+        return r.reshape(b, n), dy.reshape(b, n, -1), ok
+
+    def _inputs(self, b: int) -> dict[str, np.ndarray]:
+        """The law's inputs repeated for ``b`` parameter vectors."""
+        if b == 1:
+            return self.x
+        if self._tiled.get("b") != b:
+            self._tiled = {"b": b, "x": {k: np.tile(v, b) for k, v in self.x.items()}}
+        return self._tiled["x"]
+
+    def value(self, r: np.ndarray, w: np.ndarray) -> float:
         f = float(np.dot(w, self.rho(r)))
+        return f if np.isfinite(f) else np.inf
+
+    def value_and_grad(self, xv: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+        out = self.residuals(xv)
+        if out is None:
+            return np.inf, np.zeros_like(xv)
+        r, dr = out
+        f = self.value(r, w)
         if not np.isfinite(f):
             return np.inf, np.zeros_like(xv)
-        psi = w * self.rho_prime(r) * dr  # (n,)
-        gp = psi[:, None] * dy  # (n, p)
+        gp = (w * self.rho_prime(r))[:, None] * dr  # (n, p)
         free = self.point_index >= 0
         grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
         return f, grad
 
+    def approach(self, x0: np.ndarray, w: np.ndarray, ftol: float = 1e-6):
+        """Damped Gauss-Newton over the groups' block structure (:mod:`.newton`) from ``x0``
+        until the objective falls by less than ``ftol`` relatively, under each row of weights
+        ``w`` (B, n) at once: :class:`~.newton.Solutions`."""
+        if self._newton is None:
+            self._newton = GroupedNewton(self)
+        return self._newton.solve(x0, w, ftol=ftol)
+
     def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS):
-        lo = np.array([b[0] if b[0] is not None else -np.inf for b in self.bounds])
-        hi = np.array([b[1] if b[1] is not None else np.inf for b in self.bounds])
-        x0 = np.clip(x0, lo, hi)
-        return minimize(self.value_and_grad, x0, args=(w,), jac=True, method="L-BFGS-B",
+        """:meth:`approach` to near the optimum, then L-BFGS-B with analytic gradients to its
+        tolerances."""
+        near = self.approach(x0, w, ftol=options["ftol"])
+        start = near.x[0] if np.isfinite(near.fun[0]) else np.clip(x0, self._newton.lo,
+                                                                  self._newton.hi)
+        return minimize(self.value_and_grad, start, args=(w,), jac=True, method="L-BFGS-B",
                         bounds=self.bounds, options=options)
+
+    def refit(self, x0: np.ndarray, weights: np.ndarray, options: dict = BOOT_OPTIONS):
+        """Optima (B, P) under each row of ``weights`` (B, n) from ``x0``: side by side by
+        Gauss-Newton, and L-BFGS-B for any that did not meet the tolerance that way."""
+        sols = self.approach(x0, weights, ftol=options["ftol"])
+        out = sols.x.copy()
+        for b in np.flatnonzero(~sols.converged):
+            out[b] = self.minimize(out[b] if np.isfinite(sols.fun[b]) else x0, weights[b],
+                                   options).x
+        return out
 
     # ---- screening by variable projection
     def screen(self, rows: np.ndarray, top: int) -> np.ndarray:
