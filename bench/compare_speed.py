@@ -49,8 +49,8 @@ def ladder(recipes: int, *, sizes=(2e7, 6e7, 1.5e8), checkpoints: int = 8,
             for k in range(1, checkpoints + 1):
                 d = final_tokens * k / checkpoints
                 noise = rng.normal(0, 0.004)
-                vals = {s: float(law(p, params=n, tokens=d)) * math.exp(noise + rng.normal(0, 0.002))
-                        for s, p in per_slice.items()}
+                vals = {s: float(law(p, params=n, tokens=d))
+                        * math.exp(noise + rng.normal(0, 0.002)) for s, p in per_slice.items()}
                 vals["val/pile_weighted"] = sum(SLICES[s] * v for s, v in vals.items())
                 for metric, v in vals.items():
                     rows.append((name, run, int(n), d, k == checkpoints, metric, v))
@@ -89,7 +89,8 @@ def main() -> None:
             t, c = timed(frame, args.bootstrap)
             per = per or t / r
             goal = GOALS.get((shape, r))
-            verdict = "" if goal is None else f" goal <= {goal:g} s: {'met' if t <= goal else 'MISSED'}"
+            verdict = ("" if goal is None else
+                       f" goal <= {goal:g} s: {'met' if t <= goal else 'MISSED'}")
             print(f"  {r:4d} recipes {len(frame):7,d} rows  {t:7.2f} s  "
                   f"{t / r:6.3f} s/recipe  vs linear {t / (per * r):5.2f}x{verdict}")
 

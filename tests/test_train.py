@@ -155,7 +155,8 @@ def test_training_is_deterministic_on_cpu(tokens, tmp_path):
 def test_bf16_autocast_trains_close_to_float32(tokens, tmp_path):
     # the GPU's default precision, run through CPU autocast: same code path, coarser numbers
     run = tiny_plan(tokens=10 * 8 * 32).runs[0]
-    f32 = train_run(run, tokens, tmp_path / "f32", OPTIONS)
+    f32 = train_run(run, tokens, tmp_path / "f32",
+                    OPTIONS.model_copy(update={"precision": "float32"}))
     bf16 = train_run(run, tokens, tmp_path / "bf16",
                      OPTIONS.model_copy(update={"precision": "bfloat16"}))
     assert bf16.state == "done"

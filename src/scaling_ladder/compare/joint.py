@@ -343,6 +343,29 @@ def _multiplier(law: Law, pr: dict, pb: dict, target: Target) -> float:
     return math.exp(brentq(gap, lo, hi, xtol=1e-6))
 
 
+def _multipliers_at_ratio(law: Law, recipe: np.ndarray, baseline: np.ndarray,
+                          target: Target) -> np.ndarray:
+    """:func:`_multiplier` along a fixed tokens-per-parameter path for K parameter rows of
+    each (K, p) at once, by bisection on log k (to 1e-9; N and D both scale with sqrt(k))."""
+    def at(rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        s = np.sqrt(k)
+        x = {"params": target.params * s, "tokens": target.tokens * s}
+        with np.errstate(all="ignore"):
+            return law.evaluate(law.to_internal(rows)[None], x)[0]
+
+    goal = at(baseline, np.ones(len(baseline)))
+    lo = np.full(len(recipe), math.log(_K_BOUNDS[0]))
+    hi = np.full(len(recipe), math.log(_K_BOUNDS[1]))
+    g_lo, g_hi = at(recipe, np.exp(lo)) - goal, at(recipe, np.exp(hi)) - goal
+    while np.max(hi - lo) > 1e-9:
+        mid = 0.5 * (lo + hi)
+        above = at(recipe, np.exp(mid)) - goal > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    k = np.exp(0.5 * (lo + hi))
+    k = np.where(g_lo <= 0, _K_BOUNDS[0], np.where(g_hi > 0, np.inf, k))
+    return np.where(np.isfinite(g_lo) & np.isfinite(g_hi), k, np.nan)
+
+
 def compute_multiplier(jf: JointFit, target: Target, recipe: str, baseline: str):
     """Point and bootstrap draws of the compute multiplier of ``recipe`` (see module doc).
 
@@ -352,8 +375,15 @@ def compute_multiplier(jf: JointFit, target: Target, recipe: str, baseline: str)
     points, weights, draws = [], [], []
     for m in jf.members:
         f, law = m.fit, m.fit.law
-        points.append(_multiplier(law, f.group_params(recipe), f.group_params(baseline), target))
         weights.append(m.weight)
+        if target.path != "compute-optimal":
+            rows = [[f.group_params(g)[k] for k in law.param_names] for g in (recipe, baseline)]
+            points.append(float(_multipliers_at_ratio(law, *np.array(rows)[:, None], target)[0]))
+            if f.draws is not None:
+                draws += list(_multipliers_at_ratio(law, f.draw_matrix(recipe),
+                                                    f.draw_matrix(baseline), target))
+            continue
+        points.append(_multiplier(law, f.group_params(recipe), f.group_params(baseline), target))
         if f.draws is None:
             continue
         for p, q in zip(f.draw_params(recipe), f.draw_params(baseline), strict=True):

@@ -102,11 +102,25 @@ class LawFit:
         """The law at ``inputs`` (e.g. ``params=7e10, tokens=1.4e12``), like sklearn's predict."""
         return self.law(self.group_params(group), **inputs)
 
-    def predict_draws(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
-        """Predictions under every bootstrap draw: array (B, *shape)."""
+    def draw_matrix(self, group: str | None = None) -> np.ndarray:
+        """The law's parameters (columns: ``law.param_names``) for one group under each
+        bootstrap draw: array (B, p)."""
         if self.draws is None:
             raise ValueError("This fit has no bootstrap draws: fit with bootstrap=1000.")
-        return np.stack([self.law(p, **inputs) for p in self.draw_params(group)])
+        self.group_params(group)  # a wrong group: says which there are
+        names = list(self.params)
+        return self.draws[:, [names.index(k if k in self.params else f"{k}[{group}]")
+                              for k in self.law.param_names]]
+
+    def predict_draws(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
+        """Predictions under every bootstrap draw: array (B, *shape)."""
+        rows = self.draw_matrix(group)
+        x = self.law.check_inputs(inputs)
+        shape = np.broadcast(*x.values()).shape
+        x = {k: np.broadcast_to(v, shape).ravel() for k, v in x.items()}
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = self.law.evaluate(self.law.to_internal(rows), x)
+        return out.reshape((len(rows),) + shape)
 
     def predict_interval(
         self, *, group: str | None = None, level: float | None = None, seed: int = 0,
@@ -197,6 +211,13 @@ class LawFit:
 
 # ------------------------------------------------------------------------------ the estimator
 
+ROUGH_POINTS = 20_000  # starts are compared on a subsample of larger tables
+# Free parameters up to which L-BFGS-B alone also runs from every start, the better optimum
+# kept: Gauss-Newton crawls along a curved valley (E against a flat B/D^beta, say) that
+# L-BFGS-B follows, and L-BFGS-B stalls on the many parameters of a joint fit, where
+# Gauss-Newton does not.
+SMALL = 20
+
 
 def fit(
     law: Law,
@@ -257,7 +278,7 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     try:
         space = _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstrap,
                                 level, n_starts)
-        prob, run_names = build_problem(law, frame, loss, delta, space, weights, by, shared)
+        prob, n_runs = build_problem(law, frame, loss, delta, space, weights, by, shared)
     except InputError as exc:
         sources = obs.sources if isinstance(obs, Observations) else ()
         raise exc.in_file(", ".join(sources) or None) from None
@@ -272,9 +293,17 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
             if (idx >= 0).any():
                 xv[idx] = z[:, j] if len(set(idx)) > 1 else np.average(z[:, j], weights=sizes)
         starts.append(xv)
-    # every start part of the way, then the most promising to the optimiser's tolerances
-    rough = prob.approach(np.stack(starts), np.tile(prob.w, (len(starts), 1)))
+    # every start part of the way (on a subsample of a large table), then the most
+    # promising to the optimiser's tolerances on every point
+    cap = max(100, ROUGH_POINTS // len(group_rows))
+    few = prob.subset(np.concatenate([r[np.linspace(0, len(r) - 1, min(len(r), cap)).astype(int)]
+                                      for r in group_rows])) if len(prob.y) > ROUGH_POINTS else prob
+    rough = few.approach(np.stack(starts), np.tile(few.w, (len(starts), 1)))
     best = prob.minimize(rough.x[int(np.argmin(rough.fun))], prob.w)
+    if prob.n_free <= SMALL:  # L-BFGS-B alone too, from every start: see SMALL
+        for start in starts:
+            other = prob.minimize(start, prob.w, newton=False)
+            best = other if other.fun < best.fun else best
     if not np.isfinite(best.fun):
         raise InputError(None, f"the {law.name} law cannot be fitted to these points (every "
                          "start gave a non-finite objective)", fix="check the selected rows")
@@ -283,7 +312,7 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
         rng = np.random.default_rng(seed)
         wb = cluster_weights(prob.run, prob.group, bootstrap, rng) * prob.w
         draws = _bootstrap(prob, best.x, wb, progress)
-    return _result(prob, best, draws, frame, run_names, level, by, shared, weights)
+    return _result(prob, best, draws, frame, n_runs, level, by, shared, weights)
 
 
 _JOBS: list[tuple[Callable[[Any], Any], Any]] = []
@@ -406,7 +435,7 @@ def _check_fit_args(law, frame, loss, delta, space, weights, by, shared, bootstr
     return space
 
 
-def _result(prob, best, draws, frame, run_names, level, by, shared, weights) -> LawFit:
+def _result(prob, best, draws, frame, n_runs, level, by, shared, weights) -> LawFit:
     law = prob.law
     names = public_names(prob)
     values = public_values(prob, best.x)
@@ -432,7 +461,7 @@ def _result(prob, best, draws, frame, run_names, level, by, shared, weights) -> 
     notes = _notes(prob, best, names, values, ranges, draws)
     return LawFit(
         law=law, params=dict(zip(names, map(float, values), strict=True)), ci=ci, objective=obj,
-        objective_value=float(best.fun), n_points=len(frame), n_runs=len(run_names),
+        objective_value=float(best.fun), n_points=len(frame), n_runs=n_runs,
         notes=tuple(notes), groups=prob.groups if by else (), group_by=by,
         shared=tuple(shared), draws=draws, residuals=residuals, space=prob.space, level=level,
         ranges=ranges)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
 from ..errors import InputError
@@ -58,6 +59,12 @@ class Problem:
         self.point_index = self.index[group]  # (n, p)
         self._newton: GroupedNewton | None = None
         self._tiled: dict = {}
+
+    def subset(self, rows: np.ndarray) -> Problem:
+        """The same problem on the points ``rows`` only."""
+        return Problem(self.law, {k: v[rows] for k, v in self.x.items()}, self.y[rows],
+                       self.w[rows], self.group[rows], self.run[rows], self.groups,
+                       tuple(self.shared), self.space, self.loss, self.delta)
 
     def _transform(self, v):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -147,18 +154,24 @@ class Problem:
         """Damped Gauss-Newton over the groups' block structure (:mod:`.newton`) from ``x0``
         until the objective falls by less than ``ftol`` relatively, under each row of weights
         ``w`` (B, n) at once: :class:`~.newton.Solutions`."""
-        if self._newton is None:
-            self._newton = GroupedNewton(self)
+        self._box()
         return self._newton.solve(x0, w, ftol=ftol)
 
-    def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS):
-        """:meth:`approach` to near the optimum, then L-BFGS-B with analytic gradients to its
-        tolerances."""
-        near = self.approach(x0, w, ftol=options["ftol"])
-        start = near.x[0] if np.isfinite(near.fun[0]) else np.clip(x0, self._newton.lo,
-                                                                  self._newton.hi)
-        return minimize(self.value_and_grad, start, args=(w,), jac=True, method="L-BFGS-B",
+    def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS, *,
+                 newton: bool = True):
+        """:meth:`approach` to near the optimum (unless ``newton`` is false), then L-BFGS-B
+        with analytic gradients to its tolerances."""
+        x0 = np.clip(x0, *self._box())
+        if newton:
+            near = self.approach(x0, w, ftol=options["ftol"])
+            x0 = near.x[0] if np.isfinite(near.fun[0]) else x0
+        return minimize(self.value_and_grad, x0, args=(w,), jac=True, method="L-BFGS-B",
                         bounds=self.bounds, options=options)
+
+    def _box(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._newton is None:
+            self._newton = GroupedNewton(self)
+        return self._newton.lo, self._newton.hi
 
     def refit(self, x0: np.ndarray, weights: np.ndarray, options: dict = BOOT_OPTIONS):
         """Optima (B, P) under each row of ``weights`` (B, n) from ``x0``: side by side by
@@ -256,7 +269,7 @@ class Problem:
 
 
 def build_problem(law, frame, loss, delta, space, weights, by, shared):
-    """The problem of fitting ``law`` to a table, and the names of its runs."""
+    """The problem of fitting ``law`` to a table, and the number of its runs."""
     x = {k: frame[k].to_numpy(dtype=float) for k in law.inputs}
     for k, v in x.items():
         if not np.all(np.isfinite(v)) or (k != "loss" and np.any(v <= 0)):
@@ -284,12 +297,13 @@ def build_problem(law, frame, loss, delta, space, weights, by, shared):
         labels = frame[by].astype(str).to_numpy()
         groups_arr, group = np.unique(labels, return_inverse=True)
         groups = tuple(groups_arr)
+    # runs numbered in the order of their (group, experiment, run) names, as strings
     keys = ["experiment", "run"] if "experiment" in frame else ["run"]
-    run_key = frame[keys].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    run_names, run = np.unique(np.char.add(group.astype(str), np.char.add("\x1f", run_key)),
-                               return_inverse=True)
+    names = pd.DataFrame({"group": group.astype(str),
+                          **{k: frame[k].astype(str).to_numpy() for k in keys}})
+    run = names.groupby(list(names.columns), sort=True).ngroup().to_numpy()
     prob = Problem(law, x, y, w, group, run, groups, tuple(shared), space, loss, delta)
-    return prob, run_names
+    return prob, int(run.max()) + 1 if len(run) else 0
 
 
 def public_values(prob: Problem, xv: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ class TrainOptions(BaseModel):
 
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:K``.
     ``threads``: torch CPU threads per run (the local executor sets 1 and runs one per core).
-    ``precision``: ``auto`` is bf16 autocast on CUDA and float32 on CPU.
+    ``precision``: ``auto`` is bf16 autocast on CUDA and float32 on CPU (where autocast's casts
+    cost more than bf16 matmuls save at proxy sizes: ``bench/train_speed.py --precision``).
     ``eval_tokens``: tokens per validation slice at every evaluation (a fixed prefix of the
     slice, the same at every checkpoint, so curves are comparable).
     ``gns``: estimate the gradient noise scale at evaluations (one extra batch of gradients).

@@ -127,9 +127,10 @@ def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int) -> torch.Ten
 # ----------------------------------------------------------------------------- hardware
 
 
-def cpu_peak_flops(threads: int) -> float:
-    """FLOP/s of a float32 1024^3 matmul on ``threads`` threads: the CPU's measured peak."""
-    a = torch.randn(1024, 1024)
+def cpu_peak_flops(threads: int, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a 1024^3 matmul in ``dtype`` on ``threads`` threads: the CPU's measured
+    peak."""
+    a = torch.randn(1024, 1024).to(dtype)
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -142,11 +143,13 @@ def cpu_peak_flops(threads: int) -> float:
         torch.set_num_threads(prev)
 
 
-def describe_hardware(device: torch.device) -> tuple[str, float | None]:
-    """A name for observation rows and the peak FLOP/s MFU is measured against."""
+def describe_hardware(device: torch.device, bf16: bool = False) -> tuple[str, float | None]:
+    """A name for observation rows (device and precision) and the peak FLOP/s, in that
+    precision, MFU is measured against."""
+    precision = "bf16 autocast" if bf16 else "float32"
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        return f"cuda:{name}", peak_flops_for(name)
+        return f"cuda:{name}, {precision}", peak_flops_for(name)
     threads = torch.get_num_threads()
     cpu = platform.processor() or platform.machine()
     try:
@@ -156,7 +159,8 @@ def describe_hardware(device: torch.device) -> tuple[str, float | None]:
                 break
     except OSError:
         pass
-    return f"cpu:{cpu} x{threads} threads", cpu_peak_flops(threads)
+    return (f"cpu:{cpu} x{threads} threads, {precision}",
+            cpu_peak_flops(threads, torch.bfloat16 if bf16 else torch.float32))
 
 
 # ----------------------------------------------------------------------------- the result
@@ -270,6 +274,8 @@ def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -
         torch.set_num_threads(options.threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
+    # bf16 autocast on a CPU, even with AMX, trains the ladder's small proxies slower than
+    # float32 (bench/train_speed.py: 0.57x at d96-l4, 1.05x at d256-l6): opt in on CPU
     bf16 = options.precision == "bfloat16" or (options.precision == "auto"
                                                and device.type == "cuda")
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
@@ -278,7 +284,7 @@ def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -
     val = {src: eval_windows(ds.val(src), run.seq_len, options.eval_tokens)
            for src in ds.sources}
     bpt = _bytes_per_token(run, ds, val)
-    hardware, peak = describe_hardware(device)  # after the model: the CPU probe draws numbers
+    hardware, peak = describe_hardware(device, bf16)  # after the model: the CPU probe draws numbers
     peak = peak * world if peak else None
     fpt_mfu = model.flops_per_token(causal=False)  # PaLM's count, as MFU is usually quoted
     if world > 1 and run.batch_sequences % world:
