@@ -42,6 +42,8 @@ def test_demo_trains_compares_and_reports(tmp_path):
     for recipe in ("balanced", "code-heavy", "prose-heavy"):  # the demo's law fits cleanly
         fit = sl.KaplanLaw().fit(obs.select(recipe=recipe, metric="val/mean", checkpoints="auto"))
         assert fit.n_points == 15 and not fit.notes, (recipe, fit.notes)
-    # a second run resumes: nothing is trained again
+    # a second run resumes: nothing is trained, compared or reported again
+    written = (tmp_path / "comparison.json").stat().st_mtime_ns
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--json", "-"])
     assert again.exit_code == 0 and json.loads(again.stdout)["recipes"] == out["recipes"]
+    assert (tmp_path / "comparison.json").stat().st_mtime_ns == written

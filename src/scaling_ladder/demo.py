@@ -9,6 +9,8 @@ one HTML report. Every stage resumes: run it again after an interruption.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,14 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     from .observations.table import read_observations
     from .report import build_report
 
+    stamp = hashlib.sha256(Path(observations).read_bytes()).hexdigest()
+    saved, path = Path(out) / "comparison.json", Path(out) / "report.html"
+    decided = Path(out) / "compared.sha256"  # of the observations compared, written last
+    if decided.exists() and decided.read_text().strip() == stamp and saved.exists():
+        d = json.loads(saved.read_text())  # a re-run on the same observations: nothing new
+        return DemoResult(data_dir, observations, path, d["decision"],
+                          {k: v["decision"] for k, v in d["recipes"].items()},
+                          tuple(d["reasons"]))
     obs = read_observations(observations)
     # laws are fitted to the annealed points: each WSD run's end and its cooldown branches
     comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
@@ -85,11 +95,11 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
                           baseline=BASELINE, target=TARGET, law=LAW,
                           title="scaling-ladder demo", progress=progress)
-    path = Path(out) / "report.html"
     report.write(path)
     d = comparison.to_dict()
     # beside the page: the comparison (``ladder report --compare`` reads it) and the report
-    write_json(Path(out) / "comparison.json", d)
+    write_json(saved, d)
     write_json(Path(out) / "report.json", report.to_dict())
+    decided.write_text(stamp + "\n")
     return DemoResult(data_dir, observations, path, d["decision"],
                       {k: v["decision"] for k, v in d["recipes"].items()}, tuple(d["reasons"]))

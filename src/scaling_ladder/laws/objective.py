@@ -150,12 +150,13 @@ class Problem:
         grad = np.bincount(self.point_index[free], weights=gp[free], minlength=self.n_free)
         return f, grad
 
-    def approach(self, x0: np.ndarray, w: np.ndarray, ftol: float = 1e-6):
+    def approach(self, x0: np.ndarray, w: np.ndarray, ftol: float = 1e-6,
+                 max_iter: int = 300):
         """Damped Gauss-Newton over the groups' block structure (:mod:`.newton`) from ``x0``
         until the objective falls by less than ``ftol`` relatively, under each row of weights
         ``w`` (B, n) at once: :class:`~.newton.Solutions`."""
         self._box()
-        return self._newton.solve(x0, w, ftol=ftol)
+        return self._newton.solve(x0, w, ftol=ftol, max_iter=max_iter)
 
     def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS, *,
                  newton: bool = True):
@@ -175,12 +176,13 @@ class Problem:
 
     def refit(self, x0: np.ndarray, weights: np.ndarray, options: dict = BOOT_OPTIONS):
         """Optima (B, P) under each row of ``weights`` (B, n) from ``x0``: side by side by
-        Gauss-Newton, and L-BFGS-B for any that did not meet the tolerance that way."""
-        sols = self.approach(x0, weights, ftol=options["ftol"])
+        Gauss-Newton (at most 100 steps), then L-BFGS-B for any that did not meet the
+        tolerance that way (a curved valley that Gauss-Newton crawls along)."""
+        sols = self.approach(x0, weights, ftol=options["ftol"], max_iter=100)
         out = sols.x.copy()
         for b in np.flatnonzero(~sols.converged):
-            out[b] = self.minimize(out[b] if np.isfinite(sols.fun[b]) else x0, weights[b],
-                                   options).x
+            start = out[b] if np.isfinite(sols.fun[b]) else x0
+            out[b] = self.minimize(start, weights[b], options, newton=False).x
         return out
 
     # ---- screening by variable projection
