@@ -25,9 +25,11 @@ from ..errors import InputError
 from ..observations.table import Observations
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .forms import Law, law_from_dict
-from .objective import Problem, build_problem, public_names, public_values
+from .objective import SMALL, Problem, build_problem, public_names, public_values
 
 # ------------------------------------------------------------------------------ the results
+
+MAX_RESIDUALS = 10_000  # residuals a fit's JSON keeps for prediction intervals
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,11 @@ class LawFit:
             out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
         if draws and self.draws is not None:
             out["draws"] = self.draws.tolist()
-        if self.residuals is not None:
-            out["residuals"] = self.residuals.tolist()
+        if self.residuals is not None:  # what prediction intervals draw from
+            res = self.residuals
+            if len(res) > MAX_RESIDUALS:  # an evenly spaced sample of a large fit's
+                res = res[np.linspace(0, len(res) - 1, MAX_RESIDUALS).astype(int)]
+            out["residuals"] = res.tolist()
         return out
 
     @classmethod
@@ -212,11 +217,6 @@ class LawFit:
 # ------------------------------------------------------------------------------ the estimator
 
 ROUGH_POINTS = 20_000  # starts are compared on a subsample of larger tables
-# Free parameters up to which L-BFGS-B alone also runs from every start, the better optimum
-# kept: Gauss-Newton crawls along a curved valley (E against a flat B/D^beta, say) that
-# L-BFGS-B follows, and L-BFGS-B stalls on the many parameters of a joint fit, where
-# Gauss-Newton does not.
-SMALL = 20
 
 
 def fit(
@@ -299,11 +299,14 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     few = prob.subset(np.concatenate([r[np.linspace(0, len(r) - 1, min(len(r), cap)).astype(int)]
                                       for r in group_rows])) if len(prob.y) > ROUGH_POINTS else prob
     rough = few.approach(np.stack(starts), np.tile(few.w, (len(starts), 1)))
-    best = prob.minimize(rough.x[int(np.argmin(rough.fun))], prob.w)
-    if prob.n_free <= SMALL:  # L-BFGS-B alone too, from every start: see SMALL
-        for start in starts:
-            other = prob.minimize(start, prob.w, newton=False)
-            best = other if other.fun < best.fun else best
+    found = list(zip(rough.fun, rough.x))
+    if prob.n_free <= SMALL:  # L-BFGS-B alone too, from every start (objective.SMALL)
+        found += [(r.fun, r.x) for r in (few.minimize(s, few.w, newton=False) for s in starts)]
+    promising = min(found, key=lambda c: c[0])[1]
+    best = prob.minimize(promising, prob.w)
+    if prob.n_free <= SMALL and few is prob:
+        other = prob.minimize(promising, prob.w, newton=False)
+        best = other if other.fun < best.fun else best
     if not np.isfinite(best.fun):
         raise InputError(None, f"the {law.name} law cannot be fitted to these points (every "
                          "start gave a non-finite objective)", fix="check the selected rows")

@@ -27,6 +27,11 @@ SCREEN_POINTS = 3000  # subsample for screening on very large tables (refinement
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 3000, "maxcor": 20}
 # Bootstrap refits start at the optimum; percentiles need no more than ~6 digits.
 BOOT_OPTIONS = {"ftol": 1e-12, "gtol": 1e-9, "maxiter": 3000, "maxcor": 20}
+# Free parameters up to which L-BFGS-B alone also runs (from every start, or after Gauss-Newton
+# stopped short): Gauss-Newton crawls along a curved valley (E against a flat B/D^beta, say)
+# that L-BFGS-B follows, and L-BFGS-B stalls on the many parameters of a joint fit, where
+# Gauss-Newton does not.
+SMALL = 20
 
 
 class Problem:
@@ -177,12 +182,13 @@ class Problem:
     def refit(self, x0: np.ndarray, weights: np.ndarray, options: dict = BOOT_OPTIONS):
         """Optima (B, P) under each row of ``weights`` (B, n) from ``x0``: side by side by
         Gauss-Newton (at most 100 steps), then L-BFGS-B for any that did not meet the
-        tolerance that way (a curved valley that Gauss-Newton crawls along)."""
+        tolerance that way: alone on a small problem (a curved valley that Gauss-Newton crawls
+        along), after more Gauss-Newton steps on a large one (where L-BFGS-B stalls)."""
         sols = self.approach(x0, weights, ftol=options["ftol"], max_iter=100)
         out = sols.x.copy()
         for b in np.flatnonzero(~sols.converged):
             start = out[b] if np.isfinite(sols.fun[b]) else x0
-            out[b] = self.minimize(start, weights[b], options, newton=False).x
+            out[b] = self.minimize(start, weights[b], options, newton=self.n_free > SMALL).x
         return out
 
     # ---- screening by variable projection
