@@ -116,13 +116,8 @@ class LawFit:
 
     def predict_draws(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
         """Predictions under every bootstrap draw: array (B, *shape)."""
-        rows = self.draw_matrix(group)
-        x = self.law.check_inputs(inputs)
-        shape = np.broadcast(*x.values()).shape
-        x = {k: np.broadcast_to(v, shape).ravel() for k, v in x.items()}
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = self.law.evaluate(self.law.to_internal(rows), x)
-        return out.reshape((len(rows),) + shape)
+            return self.law.at(self.draw_matrix(group), inputs)
 
     def predict_interval(
         self, *, group: str | None = None, level: float | None = None, seed: int = 0,

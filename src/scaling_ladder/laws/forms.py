@@ -93,11 +93,15 @@ class Law:
         missing = [k for k in self.param_names if k not in params]
         if missing:
             raise ValueError(f"{self.name} needs parameters {', '.join(missing)}.")
+        return self.at(np.array([[params[k] for k in self.param_names]]), inputs)[0]
+
+    def at(self, rows: np.ndarray, inputs: Mapping[str, Any]) -> np.ndarray:
+        """The law under K rows of parameters (K, p; columns ``param_names``) at ``inputs``
+        (broadcast together): array (K, *shape)."""
         x = self.check_inputs(inputs)
         shape = np.broadcast(*x.values()).shape
         x = {k: np.broadcast_to(v, shape).ravel() for k, v in x.items()}
-        z = self.to_internal(np.array([params[k] for k in self.param_names]))
-        return self.evaluate(z[None, :], x)[0].reshape(shape)
+        return self.evaluate(self.to_internal(rows), x).reshape((len(rows),) + shape)
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         missing = [k for k in self.inputs if k not in inputs]
