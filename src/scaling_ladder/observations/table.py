@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .io import read_raw, write_table
+from .where import where_mask
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
 OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")
@@ -64,6 +65,8 @@ class Observations:
     ) -> Observations:
         """Rows matching every filter; each filter's removed rows are counted in ``set_aside``.
 
+        ``where`` is a condition over the columns, e.g. ``"params > 1e8 and recipe != 'c4'"``,
+        in the small language of :mod:`.where` (never Python: no calls, no attributes).
         ``checkpoints`` is ``all``, ``final``, ``drop-first:F`` (drop each run's checkpoints
         before fraction F of its last token count; Choshen et al. 2024 recommend dropping early
         checkpoints), ``drop-first-tokens:T`` (drop checkpoints before T tokens), ``last:F``
@@ -93,15 +96,7 @@ class Observations:
                         fix=f"choose one of {_listing(present)}" + hint)
                 keep(frame[col].isin(wanted), f"{col} not {_listing(wanted)}")
         if where:
-            try:
-                mask = frame.eval(where)
-            except Exception as exc:  # pandas raises many types for a bad expression
-                raise InputError(None, f'--where "{where}" cannot be evaluated ({exc})',
-                                 fix="write a pandas query over the table's columns") from None
-            if not (isinstance(mask, pd.Series) and mask.dtype == bool):
-                raise InputError(None, f'--where "{where}" is not a true/false condition',
-                                 fix='write a comparison, e.g. "params > 1e8"')
-            keep(mask.to_numpy(), f"where {where}")
+            keep(where_mask(frame, where), f"where {where}")
         keep(checkpoint_mask(frame, checkpoints), f"checkpoints {checkpoints}")
         return Observations(frame.reset_index(drop=True), tuple(aside), self.sources)
 
