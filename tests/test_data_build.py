@@ -268,7 +268,7 @@ def test_a_callable_filter_by_import_path(tmp_path):
 weights = { web = 1 }
 filters = [{ kind = "callable", path = "test_data_build:keep_pages_with_even_numbers" }]
 """)
-    build(recipes, tmp_path / "out", only=["even"])
+    build(recipes, tmp_path / "out", only=["even"], allow_code=True)
     ds = open_tokens(tmp_path / "out")
     stream = np.asarray(ds.train("even"))
     docs = [ds.tokenizer().decode(d) for d in np.split(

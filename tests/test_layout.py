@@ -15,7 +15,7 @@ Checked:
 (b) nothing imports ``scaling_ladder.cli``.
 (c) only ``train/`` imports torch at module level (the analysis side must not need it).
 (d) the flow: sources -> observations -> laws -> compare -> evaluate -> report, with errors,
-    files and format beneath everything, and beside the flow (DESIGN.md) data (token files,
+    files, format and names beneath everything, and beside the flow (DESIGN.md) data (token files,
     no statistics), plan (laws.compute for FLOPs, data for a tokenizer), train (plan, data,
     laws.compute) and monitor (a run against its laws). ``ALLOWED`` says what each package
     may import; deferred imports count too, except those listed in ``BACKWARD``.
@@ -30,11 +30,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "scaling_ladder"
 
-BASE = {"errors", "files", "format"}
+BASE = {"errors", "files", "format", "names"}
 ALLOWED = {
     "errors": set(),
     "files": set(),
     "format": set(),
+    "names": {"errors"},
     "observations": BASE,
     "laws": BASE | {"observations"},
     "data": BASE,

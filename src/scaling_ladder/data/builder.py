@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..files import write_atomic, write_json
-from .filters import FilterChain, label
+from .filters import FilterChain, code_filters, label
 from .recipes import RecipeFile, TokenizerSpec, load_recipes, mixture_plan
 from .sources import SourceReader, is_val, resolve_paths, uniform
 from .tokenfiles import (
@@ -76,7 +76,7 @@ class _Source:
 
 def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str | None = None,
           vocab: int | None = None, only: Sequence[str] | None = None,
-          progress: Progress | None = None) -> BuildResult:
+          progress: Progress | None = None, allow_code: bool = False) -> BuildResult:
     """Build token files for every recipe (or those in ``only``) of a recipe file.
 
     Parameters
@@ -86,6 +86,10 @@ def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str |
     tokenizer, vocab : override the file's ``[tokenizer]`` (``"byte"`` or ``"bpe"``).
     only : recipe names to build (all sources are tokenized: each is a validation slice).
     progress : called as ``progress(phase, done, total)`` while bytes are processed.
+    allow_code : run ``callable`` filters (``module:function`` named by the recipe file, i.e.
+        code the file chooses); without it only those registered in the entry point group
+        ``scaling_ladder.filters`` run, and any other is an :class:`InputError` before
+        anything is written.
 
     Returns
     -------
@@ -95,6 +99,7 @@ def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str |
     cfg = recipes if isinstance(recipes, RecipeFile) else load_recipes(recipes)
     cfg = _override(cfg, tokenizer, vocab)
     names = _select(cfg, only)
+    code_filters(cfg, names, allow_code=allow_code)
     readers = {s: SourceReader(s, spec, cfg.base) for s, spec in cfg.sources.items()}
     evals = {e: [str(p) for p in resolve_paths(spec.paths, cfg.base, e)]
              for e, spec in cfg.evals.items()}
@@ -104,7 +109,7 @@ def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str |
     state = BuildState(out)
     progress = progress or (lambda *_: None)
     tok = _tokenizer(cfg, readers, out, state, progress)
-    built = {s: _build_source(r, cfg, names, tok, out, state, progress)
+    built = {s: _build_source(r, cfg, names, tok, out, state, progress, allow_code)
              for s, r in readers.items()}
     recipes_out = {r: _build_recipe(r, cfg, built, tok, out, state, progress) for r in names}
     manifest = {
@@ -192,14 +197,16 @@ def _tokenizer(cfg: RecipeFile, readers: dict[str, SourceReader], out: Path,
 
 
 def _build_source(reader: SourceReader, cfg: RecipeFile, recipes: list[str], tok: Tokenizer,
-                  out: Path, state: BuildState, progress: Progress) -> _Source:
+                  out: Path, state: BuildState, progress: Progress,
+                  allow_code: bool = False) -> _Source:
     """Tokenize a source chunk by chunk into train and val shards; filter it per recipe."""
     name, frac = reader.name, cfg.val_fraction(reader.name)
     src = _Source(name)
     for r in recipes:
         specs = cfg.filters_for(r, name)
         if specs and cfg.weights(r).get(name):
-            src.chains.setdefault(_chain_key(specs), FilterChain(specs, config=cfg.path))
+            src.chains.setdefault(_chain_key(specs), FilterChain(specs, config=cfg.path,
+                                                                 allow_code=allow_code))
     src.keep = {k: [] for k in src.chains}
     content, sample, val_parts = hashlib.sha256(), [], []
     for i, chunk in enumerate(_chunks(reader, cfg.build.source_shard_bytes)):

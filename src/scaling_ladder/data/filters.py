@@ -4,6 +4,13 @@ Built-ins: minimum length, maximum non-alphabetic fraction, exact-duplicate remo
 copy kept) and near-duplicate removal by MinHash LSH (Broder 1997; the banding index of
 ``datasketch``), plus any ``module:function(text) -> bool`` by import path. A chain of filters
 runs in order over a stream of chunks, and the duplicate filters remember what they kept.
+
+A ``callable`` filter runs code named by a data file, so it runs only by explicit opt-in:
+``allow_code=True`` (``ladder data build --allow-code``), or a function an installed package
+registers in the entry point group ``scaling_ladder.filters``, e.g. in its pyproject.toml::
+
+    [project.entry-points."scaling_ladder.filters"]
+    boilerplate = "mypkg.filters:not_boilerplate"
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import importlib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from .ngrams import Texts, minhash_signatures
-from .recipes import CallableFilter, ExactDedup, MaxNonAlpha, MinLength, NearDedup
+from .recipes import CallableFilter, ExactDedup, MaxNonAlpha, MinLength, NearDedup, RecipeFile
 from .sources import Document
 
 _LETTER = re.compile(r"[^\W\d_]")
@@ -94,7 +103,54 @@ def near_duplicates(texts: Texts, threshold: float = 0.8, shingle: int = 5,
     return NearDuplicates(threshold, shingle, num_perm)(texts)
 
 
-def import_filter(path: str, config: str) -> Callable[[str], object]:
+ENTRY_POINTS = "scaling_ladder.filters"
+ALLOW_CODE_FIX = ("run it only if you trust the file: ladder data build --allow-code (in Python, "
+                  "build(..., allow_code=True)), or register the function in the entry point "
+                  f'group "{ENTRY_POINTS}" of an installed package')
+
+
+def registered_filters() -> set[str]:
+    """``module:function`` of every filter installed packages register under ENTRY_POINTS."""
+    return {"".join(ep.value.split()) for ep in entry_points(group=ENTRY_POINTS)}
+
+
+def code_filters(cfg: RecipeFile, recipes: Sequence[str] | None = None, *,
+                 allow_code: bool = False) -> dict[str, bool]:
+    """The code the ``callable`` filters of ``recipes`` (default: all) would run, as
+    ``{module:function: registered?}``; an :class:`InputError` naming the recipe file and line
+    when one is neither registered nor allowed by ``allow_code``."""
+    registered = registered_filters()
+    found: dict[str, bool] = {}
+    for recipe in recipes if recipes is not None else cfg.recipes:
+        spec = cfg.recipes.get(recipe)
+        for f in spec.filters if spec is not None else ():
+            if isinstance(f, CallableFilter):
+                found[f.path] = f.path in registered
+                if not (allow_code or found[f.path]):
+                    raise _not_allowed(f.path, cfg.path, f'recipe "{recipe}" ')
+    return found
+
+
+def _not_allowed(path: str, config: str, who: str = "a recipe ") -> InputError:
+    return InputError(config, f'{who}has a callable filter "{path}": it would import and run '
+                      "this Python code on every document", line=_line_of(config, path),
+                      fix=ALLOW_CODE_FIX)
+
+
+def _line_of(config: str, text: str) -> int | None:
+    """The first line of the file ``config`` that holds ``text``, if it can be read."""
+    try:
+        lines = Path(config).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((i for i, line in enumerate(lines, 1) if text in line), None)
+
+
+def import_filter(path: str, config: str, *, allow_code: bool = False
+                  ) -> Callable[[str], object]:
+    """The function ``module:function``, when ``allow_code`` or registered (see above)."""
+    if not allow_code and path not in registered_filters():
+        raise _not_allowed(path, config)
     module, _, name = path.partition(":")
     try:
         fn = getattr(importlib.import_module(module), name)
@@ -111,15 +167,18 @@ def import_filter(path: str, config: str) -> Callable[[str], object]:
 class FilterChain:
     """Filters applied in order: each sees only what the ones before it kept.
 
-    Call it on successive chunks of one source; ``removed`` counts removals per filter.
+    Call it on successive chunks of one source; ``removed`` counts removals per filter. A
+    ``callable`` filter needs ``allow_code=True`` unless it is registered (see above).
     """
 
-    def __init__(self, specs: Sequence, *, config: str = "recipes.toml") -> None:
+    def __init__(self, specs: Sequence, *, config: str = "recipes.toml",
+                 allow_code: bool = False) -> None:
         self.specs = tuple(specs)
         self.removed: Counter = Counter()
-        self._steps = [self._step(s, config) for s in self.specs]
+        self._steps = [self._step(s, config, allow_code) for s in self.specs]
 
-    def _step(self, spec, config: str) -> Callable[[list[Document]], np.ndarray]:
+    def _step(self, spec, config: str, allow_code: bool
+              ) -> Callable[[list[Document]], np.ndarray]:
         if isinstance(spec, MinLength):
             return lambda docs: np.array([len(d.text) >= spec.chars for d in docs], bool)
         if isinstance(spec, MaxNonAlpha):
@@ -131,7 +190,7 @@ class FilterChain:
         if isinstance(spec, NearDedup):
             near = NearDuplicates(spec.threshold, spec.shingle, spec.num_perm)
             return lambda docs: ~near(Texts.from_bytes([d.data for d in docs]))
-        fn = import_filter(spec.path, config)
+        fn = import_filter(spec.path, config, allow_code=allow_code)
 
         def call(docs: list[Document]) -> np.ndarray:
             out = np.zeros(len(docs), bool)

@@ -40,9 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import InputError
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-RESERVED = {"val", "sources", "manifest.json", "tokenizer.json", "recipes.toml", "state.json"}
+from ..names import check_name
 
 
 class _Model(BaseModel):
@@ -199,10 +197,7 @@ def _check_names(cfg: RecipeFile, text: str) -> None:
 
     for table in ("sources", "recipes", "evals"):
         for name in getattr(cfg, table):
-            if not NAME.match(name) or name in RESERVED:
-                fail([table, name], f'{table[:-1]} name "{name}" cannot be a file name here',
-                     "use letters, digits, '.', '_' and '-', and none of "
-                     + ", ".join(sorted(RESERVED)))
+            check_name(table[:-1], name, path=cfg.path, line=locate(text, [table, name]))
     for name, recipe in cfg.recipes.items():
         loc = ["recipes", name, "weights"]
         for source, weight in recipe.weights.items():

@@ -4,6 +4,7 @@ batch, seeds, checkpoints) and their cost on a device. No torch here: planning i
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import math
 import re
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..format import count
 from ..laws.compute import flops_6nd, training_flops
+from ..names import check_name, is_name
 from .sizes import (  # noqa: F401 - re-exported: the planner's vocabulary
     CONVENTIONS,
     PEAK_FLOPS,
@@ -37,6 +39,7 @@ from .spec import (  # noqa: F401 - re-exported with the plan
     parse_spec,
     read_toml,
     tiny_spec,
+    value_line,
 )
 
 # ---------------------------------------------------------------------------------- the runs
@@ -146,6 +149,8 @@ class Plan:
         if len(recipes) != len(slots):
             raise ValueError(f"Stage {stage!r} has {len(slots)} recipe slots. Got "
                              f"{len(recipes)} recipes.")
+        for recipe in recipes:
+            check_name("recipe", recipe)
         names = dict(zip(slots, recipes))
         runs = tuple(replace(r, recipe=names[r.recipe], placeholder=False,
                              name=r.name.replace(r.recipe, names[r.recipe], 1))
@@ -200,7 +205,31 @@ def make_plan(spec: PlanSpec | dict | None = None, *, device: Device | None = No
                          f"{limit:.3g} {limit_name}")
         else:
             notes.append(f"over budget: {total:.3g} {limit_name} planned, {limit:.3g} allowed")
+    check_runs(runs)
     return Plan(spec, tuple(runs), device, tuple(notes))
+
+
+def check_runs(runs: Sequence[RunSpec], path: str | None = None, text: str = "") -> None:
+    """Every name a run puts in a path (its own, its experiment, stage and recipe) is a plain
+    file name (:mod:`..names`), and no two runs share a name (they would share a folder).
+    A placeholder's recipe is ``@topK``, and its name holds it."""
+    seen = set()
+    for r in runs:
+        line = value_line(text, "name", r.name)
+        check_name("experiment", r.experiment, path=path, line=line)
+        check_name("stage", r.stage, path=path, line=line)
+        if r.placeholder and not re.fullmatch(r"@top[1-9]\d*", r.recipe):
+            raise InputError(path, f'run "{r.name}" is a placeholder but its recipe '
+                             f'"{r.recipe}" is not @topK', line=line,
+                             fix="fill it with Plan.with_recipes, or re-plan")
+        if not r.placeholder:
+            check_name("recipe", r.recipe, path=path, line=line)
+        if not is_name(r.name.replace("@", "", 1) if r.placeholder else r.name):
+            check_name("run", r.name, path=path, line=line)
+        if r.name in seen:
+            raise InputError(path, f'two runs are named "{r.name}"', line=line,
+                             fix="give every run its own name")
+        seen.add(r.name)
 
 
 def _sizes(spec: PlanSpec) -> tuple[list[Shape], list[str]]:
@@ -402,6 +431,7 @@ def load_plan(path: str | Path, overrides: Sequence[str] = (), *, device: Device
             raise InputError(str(path), f"a [[runs]] table is not a run ({exc})",
                              line=line_of(text, "runs"),
                              fix="write it with ladder plan --out, or delete the runs") from None
+        check_runs(runs, str(path), text)
         return Plan(spec, runs, device or cpu_device())
     return make_plan(spec, device=device)
 
@@ -412,10 +442,11 @@ def build_plan(spec: str | Path | dict | None = None, overrides: Sequence[str] =
     by ``ladder data build``) the vocabulary, tokenizer and, unless given, the recipes come
     from the token data. What ``ladder plan`` and ``ladder train`` call."""
     if spec is None or isinstance(spec, dict):
-        raw, text, where = dict(spec or {}), "", "<spec>"
+        raw, text, where = dict(spec or {}), "", "the spec (flags and --set)"
     else:
         raw, text = read_toml(spec)
         where = str(spec)
+    data_recipes = None
     if data_dir is not None:
         from ..data import open_tokens
 
@@ -423,8 +454,18 @@ def build_plan(spec: str | Path | dict | None = None, overrides: Sequence[str] =
         tok = ds.manifest["tokenizer"]
         raw = {**raw, "vocab_size": ds.vocab_size, "tokenizer": f"{tok['kind']}"}
         raw.setdefault("recipes", ds.recipes)
+        data_recipes = ds.recipes
     has_runs = "runs" in raw
     raw = apply_overrides(raw, overrides)
-    if has_runs and not overrides:
+    if has_runs and not overrides:  # runs as written: train checks them against the data
         return load_plan(spec, device=device, vocab_size=raw.get("vocab_size"))
-    return make_plan(parse_spec(raw, path=where, text=text), device=device)
+    parsed = parse_spec(raw, path=where, text=text)
+    for recipe in parsed.recipes if data_recipes is not None else ():
+        if recipe not in data_recipes:
+            close = difflib.get_close_matches(recipe, data_recipes, n=1)
+            raise InputError(where, f'recipe "{recipe}" is not in the token data {data_dir}',
+                             line=line_of(text, "recipes"),
+                             fix=(f'did you mean "{close[0]}"? ' if close else "")
+                             + f"the data has {', '.join(data_recipes)} (build the recipe with "
+                             "ladder data build, or choose another with --recipes)")
+    return make_plan(parsed, device=device)

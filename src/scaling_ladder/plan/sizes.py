@@ -133,6 +133,8 @@ def cpu_device(workers: int | None = None, peak_flops: float | None = None) -> D
 
 def device_named(name: str = "cpu", workers: int | None = None) -> Device:
     """A device for estimates: ``cpu`` (one run per core) or a GPU named in PEAK_FLOPS."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1. Got {workers}.")
     if name == "cpu":
         return cpu_device(workers)
     peak = peak_flops_for(name)

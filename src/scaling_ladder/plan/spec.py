@@ -88,6 +88,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
+from ..names import check_name
 
 
 class _Spec(BaseModel):
@@ -239,18 +240,38 @@ def _deepcopy(x):
     return [_deepcopy(v) for v in x] if isinstance(x, list) else x
 
 
-def parse_spec(raw: dict, *, path: str = "<spec>", text: str = "") -> PlanSpec:
+def parse_spec(raw: dict, *, path: str = "the spec", text: str = "") -> PlanSpec:
     """Validate a spec table; a problem is one :class:`InputError` naming the key and line."""
     raw = {k: v for k, v in raw.items() if k != "runs"}
     try:
-        return PlanSpec.model_validate(raw)
+        spec = PlanSpec.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(x) for x in first["loc"] if not isinstance(x, int)]
-        raise InputError(path, f"{'.'.join(loc) or 'the spec'}: {first['msg'].lower()}",
+        got = first.get("input")
+        got = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) else ""
+        raise InputError(path, f"{'.'.join(loc) or 'the spec'}: {first['msg'].lower()}{got}",
                          line=line_of(text, loc[-1] if loc else ""),
                          more=len(exc.errors()) - 1,
                          fix="see the spec format in ladder plan --help") from None
+    _check_spec(spec, path, text)
+    return spec
+
+
+def _check_spec(spec: PlanSpec, path: str, text: str) -> None:
+    """What pydantic does not check: names that become folder names (:mod:`..names`) and
+    token multipliers that are finite and positive."""
+    check_name("experiment", spec.experiment, path=path, line=line_of(text, "experiment"))
+    for recipe in spec.recipes:
+        check_name("recipe", recipe, path=path, line=line_of(text, "recipes"))
+    for stage in spec.stages:
+        check_name("stage", stage.name, path=path, line=value_line(text, "name", stage.name))
+    for k in spec.token_multipliers:
+        if not (math.isfinite(k) and k > 0):
+            raise InputError(path, f"token_multipliers: {k:g} tokens per parameter is not a "
+                             "finite number > 0", line=line_of(text, "token_multipliers"),
+                             fix="give tokens per parameter k > 0 (tokens = k N), e.g. "
+                             "--multipliers 5,20,80")
 
 
 def read_toml(path: str | Path) -> tuple[dict, str]:
@@ -272,6 +293,12 @@ def line_of(text: str, key: str) -> int | None:
         if key and re.match(rf'^\s*(\[+)?"?{re.escape(key)}"?\s*(=|\])', line):
             return number
     return None
+
+
+def value_line(text: str, key: str, value: str) -> int | None:
+    """The first line of ``text`` that sets ``key = "value"``."""
+    pattern = re.compile(rf"""^\s*"?{re.escape(key)}"?\s*=\s*["']{re.escape(value)}["']""")
+    return next((n for n, line in enumerate(text.splitlines(), 1) if pattern.match(line)), None)
 
 
 def dumps_toml(d: dict, prefix: str = "") -> str:
