@@ -4,7 +4,8 @@ Every file the package writes (observation tables, plan files, run state, ``--js
 token data, reports) goes through :func:`open_atomic`: a temporary file in the same folder,
 flushed and fsynced, then renamed over the final name with :func:`os.replace`, and the folder
 fsynced. A reader, or a run resumed after ``kill -9``, sees the old file or the new one, never
-half of one; a failed write leaves no temporary file behind.
+half of one; a failed write leaves no temporary file behind, and one left by ``kill -9``
+(``.NAME.XXXXXXXX``) is removed by :func:`remove_leftovers` when the writer starts again.
 
 :func:`plain` turns a result into plain JSON values, so ``to_dict()`` and ``--json`` agree.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +56,25 @@ def open_atomic(path: str | Path, mode: str = "w", *, encoding: str = "utf-8"
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+# the names mkstemp gives open_atomic's temporary files: ".<final name>.<8 random chars>"
+_LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}$")
+
+
+def remove_leftovers(directory: str | Path) -> list[Path]:
+    """Delete the temporary files of writes to ``directory`` that were cut short (the writer
+    was killed between mkstemp and rename); return them. Call it only where no other process
+    writes at the same time (a run's folder at its start, under the ladder's lock)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    gone = []
+    for p in directory.iterdir():
+        if _LEFTOVER.match(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 
 def write_atomic(path: str | Path, data: str | bytes | memoryview) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import Problems
 from .filters import exact_duplicates, near_duplicates
 from .ngrams import (
     Texts,
@@ -33,6 +34,7 @@ from .ngrams import (
 from .recipes import SourceSpec
 from .sources import SourceReader
 from .tokenfiles import TokenDataset, open_tokens, read_index
+from .verify import token_files, verify
 
 DIVERSITY_WORDS = 100_000
 GZIP_BYTES = 1 << 20
@@ -120,11 +122,19 @@ def check(directory: str | Path, *, evals: Mapping[str, str | Path | SourceSpec]
     near_threshold : Jaccard similarity above which two documents are near-duplicates.
     examples : matching n-grams quoted per (recipe, slice) pair.
 
+    Raises :class:`~scaling_ladder.errors.Problems` (bad input) first when a token file is
+    missing, truncated, modified since the build or holds ids outside the vocabulary
+    (:mod:`.verify`).
+
     Example: ``check("tokens", evals={"qa": "evals/qa.jsonl"}).to_dict()``
     """
     _check_args(ngram, near_threshold, examples)
     progress = progress or (lambda *_: None)
     ds = open_tokens(directory)
+    bad = verify(ds, token_files(ds, sources=True))
+    if bad:  # a truncated, modified or missing file: nothing below would mean anything
+        raise Problems(f"{directory}: {len(bad)} token files do not match the manifest",
+                       [str(e) for e in bad])
     tok = ds.tokenizer()
     names = ds.sources
     train, val = {}, {}

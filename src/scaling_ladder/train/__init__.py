@@ -2,6 +2,7 @@
 
 The output folder::
 
+    OUT/ladder.lock            held by the ladder training into OUT (one at a time)
     OUT/plan.toml              the plan trained (runs as written)
     OUT/runs/<run>/...         one folder per run (see :mod:`.trainer`): checkpoints,
                                observations.jsonl, cooldown-F.jsonl, status, summary, log
@@ -28,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic, write_json
+from ..files import remove_leftovers, write_atomic, write_json
 from ..plan.plan import Plan
 from .config import TrainOptions, options_from
 from .executors import LocalExecutor, RayExecutor, make_executor
+from .lock import folder_lock
+from .validate import check_ladder
 
 __all__ = ["LadderProgress", "LadderResult", "LocalExecutor", "RayExecutor", "TrainOptions",
            "options_from", "train_ladder"]
@@ -74,7 +77,8 @@ class LadderResult:
 def train_ladder(plan: Plan, data_dir: str | Path, out_dir: str | Path, *,
                  executor: str | Any = "local", options: TrainOptions | None = None,
                  workers: int | None = None, address: str | None = None,
-                 progress: Callable[[LadderProgress], None] | None = None) -> LadderResult:
+                 progress: Callable[[LadderProgress], None] | None = None,
+                 plan_file: str | Path | None = None) -> LadderResult:
     """Train every run of ``plan`` on the token data in ``data_dir``; rows in ``out_dir``.
 
     Parameters
@@ -83,31 +87,50 @@ def train_ladder(plan: Plan, data_dir: str | Path, out_dir: str | Path, *,
         (``@top1`` ... of a top-k stage) are skipped until filled with ``Plan.with_recipes``.
     data_dir : a folder made by ``ladder data build``; the plan's recipes must be in it.
     out_dir : where runs go; calling again resumes unfinished runs and skips finished ones.
+        One ladder at a time writes to it (:mod:`.lock`).
     executor : ``"local"`` (process pool; on CPU one thread per run, as many runs as
         ``workers``, default the cores), ``"ray"`` (a Ray task per run, local instance or
         ``address``), or an executor object.
     options : execution options (device, precision, compile, eval tokens, ...).
     progress : called with a :class:`LadderProgress` while runs train.
+    plan_file : where the plan was read from, named in error messages.
 
     Returns
     -------
     LadderResult; ``result.observations`` reads with ``scaling_ladder.read_observations``.
+    Each run's ``notes`` say what was recovered from (a corrupt checkpoint, ...).
+
+    Raises
+    ------
+    Problems : before any work, listing everything wrong with the runs, the data (missing
+        recipes, another vocabulary, token files truncated or changed since the build), the
+        device and the options (:mod:`.validate`).
+    InputError : another process is training into ``out_dir``.
     """
     options = options or TrainOptions()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gpus = _gpus(options)
-    if options.threads is None and not gpus:
-        options = options.model_copy(update={"threads": 1})  # one thread per run, run per core
-    exe = make_executor(executor, workers=workers, address=address, gpus=gpus)
     runs = [r for r in plan.runs if not r.placeholder]
     skipped = tuple(r.name for r in plan.runs if r.placeholder)
     if not runs:
         raise ValueError("Every run of the plan is a placeholder of a top-k stage: fill it "
                          "with Plan.with_recipes, or train an earlier stage.")
+    check_ladder(runs, data_dir, options, executor=executor, workers=workers,
+                 plan_file=plan_file)
+    gpus = _gpus(options)
+    if options.threads is None and not gpus:
+        options = options.model_copy(update={"threads": 1})  # one thread per run, run per core
+    exe = make_executor(executor, workers=workers, address=address, gpus=gpus)
+    with folder_lock(out_dir):
+        remove_leftovers(out_dir)  # temporary files of a ladder killed mid-write
+        return _train(plan, runs, skipped, Path(data_dir), out_dir, exe, options, progress)
+
+
+def _train(plan: Plan, runs: list, skipped: tuple[str, ...], data_dir: Path, out_dir: Path,
+           exe: Any, options: TrainOptions, progress) -> LadderResult:
+    """:func:`train_ladder` once checked and holding the folder's lock."""
     write_atomic(out_dir / "plan.toml", plan.to_toml())
     run_dirs = {r.name: out_dir / "runs" / r.name for r in runs}
-    jobs = [(r.to_dict(), str(Path(data_dir).resolve()), str(run_dirs[r.name].resolve()),
+    jobs = [(r.to_dict(), str(data_dir.resolve()), str(run_dirs[r.name].resolve()),
              options.model_dump()) for r in runs]
     total = sum(r.steps for r in runs)
     results: dict[str, dict] = {}

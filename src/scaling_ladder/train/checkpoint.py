@@ -78,11 +78,13 @@ def steps_in(directory: str | Path) -> list[int]:
 
 
 def load_latest(directory: str | Path, map_location: str | torch.device = "cpu",
-                *, at_most: int | None = None) -> dict[str, Any] | None:
+                *, at_most: int | None = None, corrupt: list[str] | None = None
+                ) -> dict[str, Any] | None:
     """The newest checkpoint that verifies (at or before step ``at_most``), or None.
 
-    A damaged one is reported with a :class:`CheckpointWarning`, renamed ``*.corrupt`` so it
-    is not tried again, and the previous one is used.
+    A damaged one is reported with a :class:`CheckpointWarning` (and its message appended to
+    ``corrupt``, for the caller to pass on), renamed ``*.corrupt`` so it is not tried again,
+    and the previous one is used.
     """
     for step in reversed(steps_in(directory)):
         if at_most is not None and step > at_most:
@@ -93,6 +95,8 @@ def load_latest(directory: str | Path, map_location: str | torch.device = "cpu",
         except CorruptCheckpoint as exc:
             warnings.warn(f"{exc}; using the checkpoint before it", CheckpointWarning,
                           stacklevel=2)
+            if corrupt is not None:
+                corrupt.append(str(exc))
             os.replace(path, path.with_suffix(".corrupt"))
     return None
 

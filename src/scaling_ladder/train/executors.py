@@ -4,14 +4,20 @@ Both executors call :func:`run_job` once per run and learn progress the same way
 each run's ``status.json`` (the trainer rewrites it about once a second), so a Ray cluster
 only needs ``out_dir`` on a file system every node sees (for a local instance, any folder).
 This module does not import torch; the worker does, when it starts a run.
+
+A killed ``ladder train`` takes its runs with it: a local worker dies with its parent
+(:func:`die_with_parent`), and Ray ends a driver's tasks when the driver goes (a local instance
+started by the driver shares its fate), so a folder whose lock is free has no writer left.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -22,6 +28,7 @@ from ..files import write_json
 
 Job = tuple[dict, str, str, dict]  # run spec, data dir, run dir, options
 Poll = Callable[[], None]
+PARENT_ENV = "SCALING_LADDER_PARENT_PID"  # set for a local worker: the pid it dies with
 
 
 def run_job(run: dict, data_dir: str, run_dir: str, options: dict) -> dict:
@@ -43,7 +50,31 @@ def run_job(run: dict, data_dir: str, run_dir: str, options: dict) -> dict:
 def failed(name: str, error: str) -> dict:
     """The result of a run that could not report one itself (its worker died)."""
     return {"name": name, "state": "failed", "final": {}, "tokens_per_s": None, "mfu": None,
-            "gns_tokens": None, "seconds": 0.0, "resumed_from": None, "error": error}
+            "gns_tokens": None, "seconds": 0.0, "resumed_from": None, "error": error,
+            "notes": []}
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when process ``parent`` ends: at once on Linux (the kernel sends
+    SIGKILL, ``prctl(PR_SET_PDEATHSIG)``), and everywhere within half a second (a daemon thread
+    that sees this process handed to another parent). Nothing is lost: files are written
+    atomically and a resumed run redoes the steps after its last checkpoint."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # the thread below still does it
+    if os.getppid() != parent:  # the parent died before we asked
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 class LocalExecutor:
@@ -56,6 +87,9 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int | None = None, *, gpus: int = 0) -> None:
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"The 'workers' argument of the local executor must be an int "
+                             f">= 1 (runs at once). Got {workers!r}.")
         self.gpus = gpus
         self.workers = workers or (gpus or os.cpu_count() or 1)
 
@@ -90,7 +124,7 @@ class LocalExecutor:
         (run_dir / "result.json").unlink(missing_ok=True)
         write_json(run_dir / "job.json", {"run": job[0], "data_dir": job[1],
                                           "options": job[3]})
-        env = dict(os.environ)
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
         log = open(run_dir / "worker.log", "ab")
@@ -182,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1:
+        if os.environ.get(PARENT_ENV):
+            die_with_parent(int(os.environ[PARENT_ENV]))
         run_dir = Path(argv[0])
         job = json.loads((run_dir / "job.json").read_text())
     else:

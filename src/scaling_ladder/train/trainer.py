@@ -10,11 +10,16 @@ The run directory::
     RUN/summary.json           written last: final losses, tokens/s, MFU, noise scale
     RUN/train.log              human-readable log
 
-Resume: the newest checkpoint that verifies is loaded; rows after it are dropped from
+Before anything is read, the run's token files are verified against the manifest
+(:mod:`scaling_ladder.data.verify`) and temporary files of writes cut short by a kill are
+removed. Resume: the newest checkpoint that verifies is loaded; rows after it are dropped from
 ``observations.jsonl`` and its own rows (stored in the checkpoint) rewritten, so a run killed at
 any point ends with exactly the rows, and on CPU exactly the losses, of one never killed. The
 data order is a seeded permutation of the stream's ``seq_len`` chunks per epoch, indexed by the
-number of sequences consumed, so the step alone fixes the position.
+number of sequences consumed, so the step alone fixes the position. A corrupt checkpoint
+(the newest, or the stable point a cooldown branch starts from) falls back to the good one
+before it, or to a fresh start, and says so in the result's ``notes`` (``ladder train`` prints
+them).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import numpy as np
 import torch
 
 from ..data import bits_per_byte, open_tokens
+from ..data.verify import token_files, verify
 from ..errors import InputError
-from ..files import write_atomic, write_json
+from ..files import remove_leftovers, write_atomic, write_json
 from ..laws.compute import training_flops
 from ..plan.plan import RunSpec, cooldown_branches
 from ..plan.sizes import peak_flops_for
@@ -179,6 +185,7 @@ class RunResult:
     seconds: float = 0.0
     resumed_from: int | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # what went wrong and was recovered from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,6 +248,7 @@ class _Session:
     branches: list  # WSD cooldown branches
     protect: set[int]  # checkpoint steps the branches start from
     base_row: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=lambda: {
         "tokens_timed": 0.0, "seconds_timed": 0.0, "gns_s": 0.0, "gns_g2": 0.0,
         "gns_last": None})
@@ -265,6 +273,10 @@ def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(run, run_dir, writer)
     t_start = time.perf_counter()
+    if writer:  # temporary files of writes a kill cut short
+        for d in (run_dir, run_dir / "checkpoints"):
+            for p in remove_leftovers(d):
+                log.info("removed %s, left by an interrupted write", p.name)
     ds = open_tokens(data_dir)
     _check_data(run, data_dir, ds)
     device = _device(options.device, rank)
@@ -312,7 +324,8 @@ def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -
 
 
 def _check_data(run: RunSpec, data_dir: Path, ds) -> None:
-    """The token data was built with the run's tokenizer and holds its recipe."""
+    """The token data was built with the run's tokenizer and holds its recipe, and the files
+    the run reads are whole, unchanged since the build, with ids inside the vocabulary."""
     if ds.vocab_size != run.vocab_size:
         raise InputError(str(data_dir / "manifest.json"), f"the tokenizer has "
                          f"{ds.vocab_size} tokens but run {run.name} was planned for "
@@ -321,6 +334,9 @@ def _check_data(run: RunSpec, data_dir: Path, ds) -> None:
     if run.recipe not in ds.recipes:
         raise InputError(str(data_dir / "manifest.json"), f'no recipe "{run.recipe}" in '
                          "the token data", fix=f"plan with recipes from {', '.join(ds.recipes)}")
+    bad = verify(ds, token_files(ds, recipes=[run.recipe]))
+    if bad:
+        raise bad[0]
 
 
 def _model(run: RunSpec, options: TrainOptions, device: torch.device, world: int):
@@ -362,7 +378,8 @@ def _resume(s: _Session) -> int:
     """Load the newest valid checkpoint (model, optimiser, RNG, timing stats) and make the
     rows on disk end with its own; the step to start from (0 for a fresh run)."""
     start = 0
-    state = ckpt.load_latest(s.ckpt_dir, s.device)
+    corrupt: list[str] = []
+    state = ckpt.load_latest(s.ckpt_dir, s.device, corrupt=corrupt)
     if state is not None:
         s.model.load_state_dict(state["model"])
         s.opt.load_state_dict(state["optimizer"])
@@ -372,6 +389,10 @@ def _resume(s: _Session) -> int:
         start = int(state["step"])
         s.stats.update(json.loads(state["stats"]))
         s.log.info("resumed from step %d of %d", start, s.run.steps)
+    if corrupt:
+        _note(s, "; ".join(corrupt) + (f": fell back to the checkpoint of step {start}"
+                                       if state else ": no good checkpoint left, restarted "
+                                       "the run from scratch"))
     if s.writer:
         _reconcile(s.obs_path, start, json.loads(state["rows"]) if state else [])
     return start
@@ -486,9 +507,16 @@ def _cooldown(s: _Session, b) -> None:
     path = s.run_dir / f"cooldown-{b.fraction:g}.jsonl"
     if path.exists():
         return
-    state = ckpt.load_file(ckpt.path_for(s.ckpt_dir, b.start), s.device)
-    s.model.load_state_dict(state["model"])
-    s.opt.load_state_dict(state["optimizer"])
+    stable = ckpt.path_for(s.ckpt_dir, b.start)
+    try:
+        state = ckpt.load_file(stable, s.device)
+        s.model.load_state_dict(state["model"])
+        s.opt.load_state_dict(state["optimizer"])
+    except (ckpt.CorruptCheckpoint, OSError) as exc:
+        bad = exc if isinstance(exc, ckpt.CorruptCheckpoint) else \
+            f"{stable}: cannot be read ({exc.strerror or exc})"
+        _recompute(s, b.start, f"cooldown branch {b.fraction:g} starts from step {b.start}, "
+                   f"but {bad}")
     name = f"{s.run.name}-cd{b.fraction:g}"
     rows: list[dict] = []
     _loop(s, b.start, b.end, schedule(s.run, b.end), {b.end}, name, b.end,
@@ -497,6 +525,34 @@ def _cooldown(s: _Session, b) -> None:
         r.update(cooldown_of=s.run.name, cooldown=b.fraction)
     if s.writer:
         write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _recompute(s: _Session, step: int, why: str) -> None:
+    """The main run's state at ``step`` when its checkpoint is unusable: trained again from the
+    good checkpoint before it, or from scratch (on CPU bit for bit the same state)."""
+    bad = ckpt.path_for(s.ckpt_dir, step)
+    if s.writer and bad.exists():  # set aside, as load_latest does, so it is not tried again
+        os.replace(bad, bad.with_suffix(".corrupt"))
+    corrupt: list[str] = []
+    state = ckpt.load_latest(s.ckpt_dir, s.device, at_most=step - 1, corrupt=corrupt)
+    if state is None:
+        s.model, s.net, s.opt = _model(s.run, s.options, s.device, s.world)  # seeded init
+        first = 0
+    else:
+        s.model.load_state_dict(state["model"])
+        s.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        first = int(state["step"])
+    _note(s, "; ".join([why, *corrupt]) + f": recomputed step {step} from "
+          + (f"the checkpoint of step {first}" if state else "scratch"))
+    _loop(s, first, step, schedule(s.run), set(), s.run.name, s.run.steps, lambda *_: None)
+
+
+def _note(s: _Session, text: str) -> None:
+    """Something recovered from: logged, and passed to the caller in the result's notes."""
+    s.notes.append(text)
+    if s.writer:
+        s.log.warning("%s", text)
 
 
 def _finish(s: _Session, start: int) -> RunResult:
@@ -510,7 +566,8 @@ def _finish(s: _Session, start: int) -> RunResult:
         name=s.run.name, state="done", final=final, tokens_per_s=tps,
         mfu=tps * s.fpt_mfu / s.peak if tps and s.peak else None,
         gns_tokens=s.stats["gns_s"] / s.stats["gns_g2"] if s.stats["gns_g2"] > 0 else None,
-        seconds=time.perf_counter() - s.t_start, resumed_from=start or None)
+        seconds=time.perf_counter() - s.t_start, resumed_from=start or None,
+        notes=list(s.notes))
     if s.writer:
         write_json(s.run_dir / "summary.json", result.to_dict())
         _status(s.run_dir, s.run, "done", s.run.steps, s.stats)
