@@ -76,7 +76,7 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
     from .compare import CompareOptions, compare
     from .data import check
-    from .files import write_json
+    from .files import write_atomic, write_json
     from .observations.table import read_observations
     from .report import build_report
 
@@ -100,6 +100,6 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     # beside the page: the comparison (``ladder report --compare`` reads it) and the report
     write_json(saved, d)
     write_json(Path(out) / "report.json", report.to_dict())
-    decided.write_text(stamp + "\n")
+    write_atomic(decided, stamp + "\n")
     return DemoResult(data_dir, observations, path, d["decision"],
                       {k: v["decision"] for k, v in d["recipes"].items()}, tuple(d["reasons"]))

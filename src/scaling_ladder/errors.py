@@ -31,14 +31,14 @@ class InputError(LadderError, ValueError):
         super().__init__(self._text())
 
     def _text(self) -> str:
-        where = [str(self.path) if self.path else "<table>"]
+        where = [str(self.path)] if self.path else []  # a flag's problem names no file
         if self.line is not None:
             where.append(f"line {self.line}")
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.column is not None:
             where.append(f'column "{self.column}"')
-        text = ", ".join(where) + ": " + self.problem
+        text = ", ".join(where) + ": " + self.problem if where else self.problem
         if self.more:
             text += f" (and {self.more} more row{'s' if self.more > 1 else ''} like it)"
         if self.fix:
@@ -56,6 +56,20 @@ class InputError(LadderError, ValueError):
             self.args = (self._text(),)
         return self
 
+
+class Problems(LadderError):
+    """Every problem found by a check made before work starts, so a user fixes them all in one
+    go: ``str(err)`` is the summary line, then one indented line per problem (a single problem
+    is its own one line, as DESIGN.md asks of bad input)."""
+
+    def __init__(self, summary: str, problems: list[str]) -> None:
+        self.summary, self.problems = summary, list(problems)
+        lines = self.problems if len(self.problems) == 1 else [
+            summary, *(f"  - {p}" for p in self.problems)]
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self):
+        return (Problems, (self.summary, self.problems))
 
 
 def _input_error(path, problem, line, row, column, fix, more) -> InputError:

@@ -3,6 +3,7 @@ JSON output and progress bars."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -24,13 +25,43 @@ from ..laws.forms import LAWS
 from ..observations import datasets
 from ..observations.table import Observations, read_observations
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  pretty_exceptions_enable=False,
+
+class _Ladder(typer.core.TyperGroup):
+    """The root group: a usage error (unknown option, a value of the wrong type, a missing
+    argument) is one line on stderr and exit 2, like every other bad input."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:  # typer's click exceptions derive from it
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare ``ladder`` or group
+                out.print(ctx.get_help(), markup=False, highlight=False)
+                sys.exit(0)
+            verb = " ".join(["ladder", *(ctx.command_path.split()[1:] if ctx else [])])
+            what = " ".join(exc.format_message().split()).rstrip(".")
+            err.print(f"error: {verb}: {what[:1].lower() + what[1:]} (see {verb} --help)",
+                      markup=False, highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("aborted", markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_Ladder, add_completion=False, no_args_is_help=True,
+                  rich_markup_mode="rich", pretty_exceptions_enable=False,
                   help="Decide with small runs what deserves a big run.")
 out = Console()
 err = Console(stderr=True)
 ISSUES = "https://github.com/scaling-ladder/scaling-ladder/issues"
 DEBUG_ENV = "SCALING_LADDER_DEBUG"
+# errors of the file system around a path the user chose, not of the program: exit 2
+ENVIRONMENT = {errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR, errno.ENOTDIR,
+               errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EDQUOT}
 
 # ----------------------------------------------------------------------- shared options
 
@@ -42,19 +73,59 @@ Experiment = Annotated[str | None, typer.Option(help="Keep this experiment.")]
 Recipe = Annotated[str | None, typer.Option(help="Keep this recipe.")]
 Metric = Annotated[str | None, typer.Option(help="Keep this metric (train, val/<slice>, "
                                             "ds/<task>).")]
-Where = Annotated[str | None, typer.Option(help='A pandas query, e.g. "params > 1e8".')]
+Where = Annotated[str | None, typer.Option(help='Keep rows where a condition holds, e.g. "params > 1e8 and recipe != \'c4\'": columns (`val/c4` in backticks), numbers, \'text\', True/False, == != < <= > >=, in \\[...], not in \\[...], and/or/not (or & | ~), + - * /, parentheses; nothing else (no calls).')]  # noqa: E501
 Checkpoints = Annotated[str, typer.Option(help="final | all | auto (final of WSD runs, else "
                                           "drop-first:0.1) | drop-first:F | "
                                           "drop-first-tokens:T | last:F.")]
 LawName = Annotated[str, typer.Option(help=f"Law: {', '.join(LAWS)}.")]
 Loss = Annotated[str, typer.Option(help="huber (delta 1e-3, on log-loss) or mse.")]
+
+
+def output_problem(path: Path, *, suffixes: tuple[str, ...] = (), folder: bool = False,
+                   example: str = "out.json") -> str | None:
+    """Why ``path`` cannot be written as an output file (or ``folder``), or None: checked
+    before any work, so a long run never ends in a write that was bound to fail."""
+    if folder:
+        if path.exists() and not path.is_dir():
+            return f"{path} is a file, not a folder; give a folder name"
+    elif path.is_dir():
+        return f"{path} is a folder; give a file name, e.g. {path / example}"
+    elif suffixes and path.suffix.lower() not in suffixes:
+        return (f"{path} has the suffix \"{path.suffix}\" and this writes "
+                f"{' or '.join(suffixes)}; name the file with one of those")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, so {path} cannot be made in it; choose another path"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"{parent} is not writable; choose another path"
+            break
+    return None
+
+
+def output(suffixes: tuple[str, ...] = (), *, folder: bool = False, example: str = "out.json"
+           ) -> Callable:
+    """A typer callback that rejects an output path :func:`output_problem` finds fault with."""
+
+    def check(value):
+        if value is not None and str(value) != "-":
+            problem = output_problem(Path(value), suffixes=suffixes, folder=folder,
+                                     example=example)
+            if problem:
+                raise typer.BadParameter(problem)
+        return value
+
+    return check
+
+
 JsonOut = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to "
-                                             "FILE, or - for stdout.", metavar="FILE|-")]
+                                             "FILE, or - for stdout.", metavar="FILE|-",
+                                             callback=output(example="result.json"))]
 Fix = Annotated[list[str] | None, typer.Option(help="Fix a parameter, e.g. --fix E=1.69 "
                                                "(repeatable).")]
 
 
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "source": None}
 
 
 @app.callback()
@@ -64,7 +135,7 @@ def _options(
     ] = False,
 ) -> None:
     # runs before every verb, so one invocation's flag never leaks into the next
-    _state["debug"] = debug
+    _state.update(debug=debug, source=None)
 
 
 def handle(fn: Callable) -> Callable:
@@ -81,11 +152,18 @@ def handle(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (InputError, LadderError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                exc.in_file(_state["source"])  # a problem of the table read for this verb
             err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if isinstance(exc, OSError) and exc.errno in ENVIRONMENT and exc.filename:
+                err.print(f"error: {exc.filename}: {exc.strerror.lower()}; check the path and "
+                          "its permissions, or choose another", markup=False, highlight=False,
+                          soft_wrap=True)
+                raise typer.Exit(2) from None
             if _debug():
                 err.print(traceback.format_exc().rstrip(), markup=False, highlight=False,
                           soft_wrap=True)
@@ -105,13 +183,20 @@ def _debug() -> bool:
     return _state["debug"] or env
 
 
+def source(name: str) -> None:
+    """Name the file this verb reads: an InputError without a file of its own names it."""
+    _state["source"] = name
+
+
 def load(paths, example, experiment, recipe, metric, where, checkpoints) -> Observations:
     if example and paths:
         raise ValueError("Give observation files or --example, not both.")
     if example:
         obs = datasets.load(example)
+        source(f"{example}.csv (--example {example})")
     elif paths:
         obs = read_observations(paths)
+        source(" + ".join(map(str, paths)))
     else:
         raise ValueError("Give observation files (CSV, Parquet, JSON Lines) or --example NAME.")
     return obs.select(experiment=experiment, recipe=recipe, metric=metric, where=where,

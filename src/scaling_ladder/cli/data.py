@@ -1,7 +1,8 @@
 """``ladder data build · check``: thin verbs over :mod:`scaling_ladder.data`.
 
  Exit status: 0 done; 1 (check only) a sample
-document does not survive the tokenizer round trip; 2 bad input or usage, one line on stderr.
+document does not survive the tokenizer round trip; 2 bad input or usage, one line on stderr
+(for ``check``, also a token file missing, truncated or changed since the build: one line each).
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from ..data.builder import build as build_tokens
 from ..data.checks import CheckResult
 from ..data.checks import check as check_tokens
 from ..data.default import default_recipes
+from ..data.filters import code_filters
+from ..data.recipes import load_recipes
 from .common import (
     DataTable,
     JsonOut,
     app,
     emit_json,
+    err,
     handle,
     out,
+    output,
     phase_progress,
     print_notes,
     write_json,
@@ -37,7 +42,8 @@ data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
 @handle
 def build(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to fill (reused files are "
-                                          "verified by SHA-256).", show_default=False)],
+                                          "verified by SHA-256).", show_default=False,
+                                          callback=output(folder=True))],
     recipes: Annotated[Path | None, typer.Argument(help="Recipe file (TOML).",
                                                    show_default=False)] = None,
     default: Annotated[bool, typer.Option("--default", help="Use the bundled default corpus "
@@ -48,11 +54,14 @@ def build(
                      ] = None,
     recipe: Annotated[list[str] | None, typer.Option(help="Build only this recipe "
                                                      "(repeatable).")] = None,
+    allow_code: Annotated[bool, typer.Option("--allow-code", help="Run the callable filters "
+                                             "(module:function) the recipe file names: code it "
+                                             "chooses. Only for a file you trust.")] = False,
     json_out: JsonOut = None,
 ) -> None:
     """Build token files for every recipe of a recipe file; a re-run skips finished shards.
 
-    Recipe file (TOML): \\[sources.NAME] with paths = \\["files", "folders/", "globs*"] and, for JSON Lines or Parquet, field = "text"; \\[recipes.NAME] with weights = { NAME = 1, ... }, optionally tokens = N and filters = \\[{ source = "NAME", kind = "min_length", chars = 200 }] (kinds: min_length, max_non_alpha, exact_dedup, near_dedup, callable).
+    Recipe file (TOML): \\[sources.NAME] with paths = \\["files", "folders/", "globs*"] and, for JSON Lines or Parquet, field = "text"; \\[recipes.NAME] with weights = { NAME = 1, ... }, optionally tokens = N and filters = \\[{ source = "NAME", kind = "min_length", chars = 200 }] (kinds: min_length, max_non_alpha, exact_dedup, near_dedup, callable: module:function, run only with --allow-code or when registered in the entry point group scaling_ladder.filters).
 
     --default: the bundled corpus (Python's standard library and generated text).
 
@@ -60,10 +69,15 @@ def build(
     """  # noqa: E501 - typer rewraps the help; a paragraph is one line
     if default == (recipes is not None):
         raise ValueError("Give a recipe file or --default, not both and not neither.")
-    path = default_recipes() if default else recipes
+    cfg = load_recipes(default_recipes() if default else recipes)
+    code = code_filters(cfg, recipe, allow_code=allow_code)
+    if code:
+        err.print(f"running code named by {cfg.path}: " + ", ".join(
+            f"{fn} ({'registered filter' if registered else '--allow-code'})"
+            for fn, registered in code.items()), markup=False, highlight=False, soft_wrap=True)
     with phase_progress(quiet=json_out == "-") as progress:
-        result = build_tokens(path, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
-                              progress=progress)
+        result = build_tokens(cfg, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
+                              progress=progress, allow_code=allow_code)
     if emit_json(json_out, result.to_dict()):
         return
     _print_build(result, out_dir)
@@ -115,7 +129,9 @@ def check(
 ) -> None:
     """Stage-0 smoke checks: round trip, duplicates, lengths, diversity, contamination.
 
-    Exit status 1 when a sample document does not survive decode(encode(x)).
+    Token files are verified first (size, SHA-256, ids in the vocabulary): exit status 2 and
+    one line per bad file when one is missing, truncated or modified. Exit status 1 when a
+    sample document does not survive decode(encode(x)).
     Example: ladder data check tokens --eval qa=evals/qa.jsonl
     """
     evals = {}

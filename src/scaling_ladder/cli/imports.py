@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..observations.importers import parse_mapping, read_tensorboard, read_wandb_csv
+from ..observations.io import FORMATS
 from ..observations.table import Observations
 from .common import (
     Experiment,
@@ -17,6 +18,7 @@ from .common import (
     emit_json,
     handle,
     out,
+    output,
     selection_table,
 )
 
@@ -28,7 +30,8 @@ app.add_typer(import_app, name="import")
 MapOpt = Annotated[str, typer.Option("--map", help="key=name pairs: step, tokens, params and "
                                      "metrics, e.g. train=train/loss,val/c4=eval/c4_loss.")]
 Output = Annotated[Path, typer.Option("-o", "--out", help="Write observations here (.csv, "
-                                      ".jsonl, .parquet).")]
+                                      ".jsonl, .parquet).",
+                                      callback=output(tuple(FORMATS), example="runs.csv"))]
 ParamsOpt = Annotated[float | None, typer.Option("--params", help="Parameter count N.")]
 TokensPerStep = Annotated[float | None, typer.Option(help="Tokens per optimiser step (batch x "
                                                      "sequence length).")]

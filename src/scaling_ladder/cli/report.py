@@ -26,7 +26,9 @@ from .common import (
     handle,
     load,
     out,
+    output,
     progress_bar,
+    source,
     write_json,
 )
 from .decide import RulePath
@@ -47,16 +49,6 @@ def _read_result(path: Path, what: str, fix: str) -> dict[str, Any]:
     return data
 
 
-def _read_fit_file(path: Path) -> LawFit:
-    fix = "write it with ladder fit --json FILE"
-    data = _read_result(path, "a fit written by ladder fit --json", fix)
-    try:
-        return LawFit.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(str(path), f"is not a fit written by ladder fit --json ({exc})",
-                         fix=fix) from None
-
-
 @app.command("report")
 @handle
 def report_verb(
@@ -68,7 +60,8 @@ def report_verb(
     metric: Annotated[str | None, typer.Option(help="The loss metric to fit and decide on "
                                                "(default: the one most runs log).")] = None,
     out_path: Annotated[Path, typer.Option("-o", "--out", help="The report file (.html or "
-                                           ".md).")] = Path("report.html"),
+                                           ".md).", callback=output(example="report.html"))
+                        ] = Path("report.html"),
     fmt: Annotated[str | None, typer.Option("--format", help="html or md (default: from the "
                                             "file's suffix).")] = None,
     fit_path: Annotated[Path | None, typer.Option("--fit", help="Use this fit (ladder fit "
@@ -111,13 +104,15 @@ def report_verb(
     from ..compare import CompareOptions, Comparison
     from ..compare.decide import Rule
     from ..report import build_report
+    from ..report.render import report_format
 
     if (target_params is None) != (target_tokens is None):
         raise ValueError("Give both --target-params and --target-tokens, or neither.")
     if decide and compare_path:
         raise ValueError("Give --compare FILE or --decide, not both.")
+    report_format(out_path, fmt)  # before the work, not after it
     obs = load(paths, example, experiment, recipe, None, where, "all")
-    fitted = _read_fit_file(fit_path) if fit_path else None
+    fitted = LawFit.read(fit_path) if fit_path else None
     compared = None
     if compare_path:
         data = _read_result(compare_path, "a comparison written by ladder compare --json",
@@ -197,7 +192,8 @@ def check_verb(
     from ..monitor.monitor import check_run, read_growing
     from ..monitor.monitor import follow as follow_run
 
-    fitted = _read_fit_file(against)
+    fitted = LawFit.read(against)
+    source(str(run_path))
     context = read_observations(ladder) if ladder else None
     options = dict(run=run, metric=metric, group=group, ladder=context,
                    z_threshold=z_threshold, window=window, spike=spike, two_sided=two_sided)

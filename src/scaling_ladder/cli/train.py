@@ -21,6 +21,7 @@ from .common import (
     err,
     handle,
     out,
+    output,
     phase_progress,
     print_notes,
     progress_bar,
@@ -50,12 +51,20 @@ def _plan_overrides(**flags: Any) -> list[str]:
             continue
         if name in ("recipes", "multipliers"):
             items = [v.strip() for v in str(value).split(",") if v.strip()]
-            value = "[" + ", ".join(json.dumps(v if name == "recipes" else float(v))
+            value = "[" + ", ".join(json.dumps(v) if name == "recipes" else _toml_float(v)
                                     for v in items) + "]"
         elif isinstance(value, str):
             value = json.dumps(value)
         out.append(f"{keys[name]}={value}")
     return out
+
+
+def _toml_float(text: str) -> str:
+    """A --multipliers item as a TOML float (inf and nan too: the spec check names them)."""
+    try:
+        return repr(float(text))
+    except ValueError:
+        raise ValueError(f"--multipliers takes numbers, e.g. 5,20,80. Got {text!r}.") from None
 
 
 def _plan_table(p) -> DataTable:
@@ -117,7 +126,9 @@ def plan(
                                                 "per GPU).")] = None,
     set_: SetOpt = None,
     out_path: Annotated[Path | None, typer.Option("-o", "--out", help="Write the plan (spec "
-                                                  "and runs) as TOML for ladder train.")
+                                                  "and runs) as TOML for ladder train.",
+                                                  callback=output((".toml",),
+                                                                  example="plan.toml"))
                         ] = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -153,7 +164,8 @@ def train(
                                          show_default=False)],
     data: Annotated[Path, typer.Option("--data", help="Token data made by ladder data build.")],
     out_dir: Annotated[Path, typer.Option("-o", "--out", help="Folder for runs, checkpoints, "
-                                          "logs and observations.jsonl.")],
+                                          "logs and observations.jsonl.",
+                                          callback=output(folder=True))],
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(help="local: runs at once (default: cores, "
                                                 "or 1 per GPU).")] = None,
@@ -170,8 +182,10 @@ def train(
     """Train a ladder (resumable: run it again to resume), writing observations.jsonl.
 
     --set keys starting with train. are execution options (train.eval_tokens=8192,
-    train.precision=float32); the others re-plan. Example: ladder train plan.toml --data
-    tokens/ --out runs/ --executor local
+    train.precision=float32); the others re-plan. The plan, the data (token files verified
+    by SHA-256), the device and the options are checked before the first step: exit status 2
+    lists every problem. One ladder at a time trains into a folder. Example: ladder train
+    plan.toml --data tokens/ --out runs/ --executor local
     """
     try:
         import torch  # noqa: F401 - only to say clearly that the extra is missing
@@ -189,7 +203,12 @@ def train(
         ladder = ladder.stage(stage)
     with _ladder_progress(quiet or json_out == "-") as progress:
         result = train_ladder(ladder, data, out_dir, executor=executor, options=options,
-                              workers=workers, address=address, progress=progress)
+                              workers=workers, address=address, progress=progress,
+                              plan_file=spec)
+    for r in result.runs:  # what a run trained now recovered from (a corrupt checkpoint, ...)
+        for note in (r.get("notes") or []) if r["state"] != "skipped" else []:
+            err.print(f"run {r['name']}: {note}", markup=False, highlight=False,
+                      soft_wrap=True)
     if json_out:
         write_json(json_out, result.to_dict())
     if json_out != "-":
@@ -254,7 +273,8 @@ def _ladder_progress(quiet: bool):
 @handle
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the corpus, token files, "
-                                          "runs and report (reused on a re-run).")] = Path(
+                                          "runs and report (reused on a re-run).",
+                                          callback=output(folder=True))] = Path(
         "ladder-demo"),
     json_out: JsonOut = None,
 ) -> None:

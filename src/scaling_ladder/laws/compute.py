@@ -106,6 +106,9 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
     """
     if not (np.isfinite(flops) and flops > 0):
         raise ValueError(f"The 'flops' argument of optimal must be > 0. Got {flops!r}.")
+    if group is not None and not fit.groups:
+        raise ValueError(f"The 'group' argument of optimal is for a fit made per group (--by); "
+                         f"this fit has one set of parameters. Got {group!r}.")
     law = fit.law
     if law.inputs != ("params", "tokens"):
         raise InputError(None, f"the {law.name} law is not a law of (N, D): no compute-optimal "
@@ -166,6 +169,9 @@ def isoflop(obs: Observations, *, tolerance: float = 0.05, min_sizes: int = 3) -
     ``x = log10 N``; its minimum gives N*(C), and ``D* = C / 6N*``; then
     ``log N* = log k + a log C`` by least squares (their published a = 0.49, b = 0.51).
     """
+    if not (np.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"The 'tolerance' argument of isoflop must be > 0 (dex). "
+                         f"Got {tolerance!r}.")
     frame = obs.frame if isinstance(obs, Observations) else obs
     frame = frame[frame["final"].to_numpy(dtype=bool)]
     if frame.empty:

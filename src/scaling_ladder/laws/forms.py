@@ -14,6 +14,7 @@ Optimisation runs on ``z = (log c, theta)``; a law supplies ``log phi`` and its 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -504,7 +505,9 @@ LAWS: dict[str, Any] = {
 def make_law(name: str, **kwargs: Any) -> Law:
     """A law by its name (``chinchilla``, ``power-N``, ...), as written in fit JSON."""
     if name not in LAWS:
-        raise ValueError(f"The 'law' argument must be one of {', '.join(LAWS)}. Got {name!r}.")
+        close = difflib.get_close_matches(str(name), list(LAWS), n=1)
+        raise ValueError(f"The 'law' argument must be one of {', '.join(LAWS)}. Got {name!r}"
+                         + (f" (did you mean {close[0]!r}?)." if close else "."))
     kwargs.pop("variable", None)
     return LAWS[name](**kwargs)
 

@@ -9,6 +9,7 @@ schema, the checks and the :class:`~scaling_ladder.observations.table.Observatio
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InputError(str(path), f"is not a CSV table ({str(exc).strip()})",
                              fix="pass a CSV file with a header line") from None
+        _no_repeated_columns(path)
         if raw.shape[1] < 2:
             raise InputError(str(path), "is not a CSV table (one column only)", line=1,
                              fix="separate columns with commas and start with a header line")
@@ -56,6 +58,20 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise InputError(str(path), f"is not a Parquet file ({type(exc).__name__})",
                          fix="write it with pandas.DataFrame.to_parquet") from None
     return raw, np.arange(1, len(raw) + 1), "row"
+
+
+def _no_repeated_columns(path: Path) -> None:
+    """pandas renames a repeated column (``value``, ``value.1``) and a reader would quietly use
+    the first: two columns of one name are an error instead."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    seen: set[str] = set()
+    for i, name in enumerate(header, start=1):
+        if name.strip() and name in seen:
+            raise InputError(str(path), f'column "{name}" appears twice in the header (again '
+                             f"as column {i})", line=1,
+                             fix="rename or remove one of them")
+        seen.add(name)
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:

@@ -121,11 +121,24 @@ def to_markdown(report: Report, figure_dir: str | None = None) -> str:
 # --------------------------------------------------------------------------------- writing
 
 
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
+
+
+def report_format(path: Path, format: str | None = None) -> str:
+    """``html`` or ``md``: ``format`` when given, else told by the suffix of ``path``."""
+    if format is None:
+        format = SUFFIXES.get(Path(path).suffix.lower())
+        if format is None:
+            raise ValueError(f"The report {path} has the suffix {Path(path).suffix!r}; a report "
+                             "is HTML or Markdown: name it .html or .md (or give --format).")
+    if format not in ("html", "md"):
+        raise ValueError(f"The 'format' of a report must be 'html' or 'md'. Got {format!r}.")
+    return format
+
+
 def write(report: Report, path: Path, format: str | None = None) -> Path:
     """Write ``report`` to ``path`` as ``html`` or ``md`` (default: from the suffix)."""
-    fmt = format or {".md": "md", ".markdown": "md"}.get(path.suffix.lower(), "html")
-    if fmt not in ("html", "md"):
-        raise ValueError(f"The 'format' of a report must be 'html' or 'md'. Got {format!r}.")
+    fmt = report_format(path, format)
     if fmt == "html":
         write_atomic(path, report.html)
         return path

@@ -43,6 +43,8 @@ def read_tensorboard(logdir: str | Path, *, mapping: Mapping[str, str] | str,
                          fix="remove step= from the mapping")
     frames, aside = [], []
     for run_dir in _event_dirs(logdir):
+        for events in sorted(run_dir.glob("events.out.tfevents.*")):
+            _check_complete(events)
         name = run_dir.relative_to(logdir).as_posix() if run_dir != logdir else logdir.name
         acc = accumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
         acc.Reload()
@@ -77,6 +79,23 @@ def _event_dirs(logdir: Path) -> list[Path]:
         raise InputError(str(logdir), "holds no events.out.tfevents.* files",
                          fix="name the TensorBoard log directory")
     return dirs
+
+
+def _check_complete(path: Path) -> None:
+    """An event file is a sequence of TFRecords (length: 8 bytes, its CRC: 4, data, the data's
+    CRC: 4); TensorBoard's reader stops quietly at a record cut short, so a file truncated by a
+    copy or a full disk would lose its last steps without a word. Checks the framing."""
+    size, start = path.stat().st_size, 0
+    with open(path, "rb") as fh:
+        while start < size:
+            fh.seek(start)
+            head = fh.read(8)
+            end = start + 16 + int.from_bytes(head, "little") if len(head) == 8 else size + 1
+            if end > size:
+                raise InputError(str(path), f"is cut short: the record at byte {start:,} ends "
+                                 f"past the file's end ({size:,} bytes)",
+                                 fix="copy the file again, or import once its run has closed it")
+            start = end
 
 
 def _scalars(acc, tensor_util) -> dict[str, list[tuple[int, float]]]:
