@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..format import count
 from ..laws.compute import isoflop as isoflop_analysis
 from ..laws.compute import optimal as optimal_allocation
+from ..laws.downstream import pair_metrics
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..laws.holdout import holdout as holdout_eval
@@ -65,14 +66,31 @@ def fit(
                                                "groups, e.g. alpha,beta.")] = None,
     weights: Annotated[str | None, typer.Option(help="run (each run weight 1) or a column of "
                                                 "point weights.")] = None,
+    loss_metric: Annotated[str | None, typer.Option(help="With --law sigmoid or exp-error: "
+                                                    "the loss metric paired with --metric "
+                                                    "(the task) by run and checkpoint.")
+                           ] = None,
     json_out: JsonOut = None,
 ) -> None:
     """Fit a scaling law with a robust multi-start estimator and bootstrap CIs.
 
-    Example: ladder fit --example chinchilla --where "besiroglu_outlier == False"
+    Example: ladder fit --example chinchilla --where "besiroglu_outlier == False"; step 2 of a
+    task prediction: ladder fit runs.csv --law sigmoid --metric ds/hellaswag --loss-metric
+    val/c4
     """
-    obs = load(paths, example, experiment, recipe, metric, where, checkpoints)
     form = make_law(law, fixed=fixed_params(fix))
+    if form.inputs == ("loss",):
+        if not (loss_metric and metric):
+            raise ValueError(f"The {law} law maps a loss to a task's accuracy: give the task "
+                             "as --metric and the loss as --loss-metric.")
+        both = load(paths, example, experiment, recipe, [metric, loss_metric], where,
+                    checkpoints)
+        obs = pair_metrics(both, loss_metric=loss_metric, metric=metric)
+    elif loss_metric:
+        raise ValueError(f"--loss-metric is for a loss-to-accuracy law (sigmoid, exp-error); "
+                         f"the {law} law reads {', '.join(form.inputs)}.")
+    else:
+        obs = load(paths, example, experiment, recipe, metric, where, checkpoints)
     share = tuple(s.strip() for s in shared.split(",") if s.strip()) if shared else ()
     with progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) as progress:
         result = form.fit(obs, loss=loss, bootstrap=bootstrap, seed=seed, by=by, shared=share,
@@ -151,14 +169,7 @@ def optimal(
     Example: ladder fit --example chinchilla --json fit.json && ladder optimal --fit fit.json
     --flops 1e23
     """
-    try:
-        fitted = LawFit.from_dict(json.loads(fit_path.read_text()))
-    except FileNotFoundError:
-        raise InputError(str(fit_path), "file not found", fix="write it with ladder fit "
-                         "--json FILE") from None
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InputError(str(fit_path), f"is not a fit written by ladder fit --json ({exc})",
-                         fix="write it with ladder fit --json FILE") from None
+    fitted = LawFit.read(fit_path)
     result = optimal_allocation(fitted, flops=flops, group=group)
     if emit_json(json_out, result.to_dict()):
         return
@@ -173,6 +184,104 @@ def optimal(
         t.add_row(label, f(getattr(result, k)), f"[{f(ci.lo)}, {f(ci.hi)}]" if ci else "—")
     out.print(t)
     print_notes(result.notes)
+
+
+
+
+@app.command()
+@handle
+def predict(
+    fit_path: Annotated[Path, typer.Option("--fit", help="A fit written by ladder fit --json.")],
+    then_path: Annotated[Path | None, typer.Option("--then", help="A loss-to-accuracy fit "
+                                                   "(sigmoid, exp-error): predict the task "
+                                                   "through the loss --fit predicts.")] = None,
+    params: Annotated[float | None, typer.Option(help="Model size N.")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Training tokens D.")] = None,
+    flops: Annotated[float | None, typer.Option(help="Compute C (power-C).")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(help="Unique tokens U "
+                                                        "(data-constrained).")] = None,
+    loss: Annotated[float | None, typer.Option(help="Loss (a loss-to-accuracy fit alone).")
+                    ] = None,
+    points: Annotated[Path | None, typer.Option("--points", help="Many points: a table with "
+                                                "one column per input of the law.")] = None,
+    group: Annotated[str | None, typer.Option(help="Group of a fit made with --by.")] = None,
+    level: Annotated[float | None, typer.Option(help="Interval level (default: the "
+                                                "fit's).")] = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Evaluate a saved fit (or a chain: loss law, then loss-to-accuracy law) at new points,
+    with the curve's CI and a new run's PI from the bootstrap draws.
+
+    Example: ladder fit --example chinchilla --json fit.json && ladder predict --fit fit.json
+    --params 7e10 --tokens 1.4e12
+    """
+    from ..laws.predict import predict as predict_points
+    from ..laws.predict import read_points
+
+    fitted = LawFit.read(fit_path)
+    then = LawFit.read(then_path) if then_path else None
+    if then is not None and then.law.inputs != ("loss",):
+        raise InputError(str(then_path), f"is a {then.law.name} fit, which does not map loss "
+                         "to accuracy", fix="give --then a sigmoid or exp-error fit "
+                         "(ladder fit --law sigmoid --json FILE)")
+    if then is not None and "loss" in fitted.law.inputs:
+        raise InputError(str(fit_path), f"is a {fitted.law.name} fit of accuracy, not of loss",
+                         fix="give --fit the loss law's fit and --then the accuracy law's")
+    inputs = fitted.law.inputs
+    flags = {"params": params, "tokens": tokens, "flops": flops,
+             "unique_tokens": unique_tokens, "loss": loss}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if points is not None:
+        if given:
+            raise ValueError(f"Give --points FILE or --{next(iter(given)).replace('_', '-')}, "
+                             "not both.")
+        table = read_points(points, inputs)
+    else:
+        for k, v in given.items():
+            if k not in inputs:
+                raise ValueError(f"The {fitted.law.name} law takes "
+                                 f"{', '.join('--' + i.replace('_', '-') for i in inputs)}; "
+                                 f"--{k.replace('_', '-')} is not one of them.")
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"--{k.replace('_', '-')} must be a number > 0. Got {v:g}.")
+        missing = [k for k in inputs if k not in given]
+        if missing:
+            raise ValueError(f"The {fitted.law.name} law needs --"
+                             f"{missing[0].replace('_', '-')} (or --points FILE).")
+        table = {k: [given[k]] for k in inputs}
+    if level is not None and not 0 < level < 1:
+        raise ValueError(f"--level must lie in (0, 1). Got {level:g}.")
+    result = predict_points(fitted, table, then=then, group=group, level=level)
+    rows = []
+    for rec in result.to_dict(orient="records"):
+        row = {k: rec[k] for k in inputs}
+        if then is not None:
+            row["loss"] = rec["loss"]
+        row.update(mean=rec["mean"], ci=[rec["ci_lo"], rec["ci_hi"]],
+                   pi=[rec["pi_lo"], rec["pi_hi"]])
+        rows.append(row)
+    if emit_json(json_out, {"predictions": rows, "law": fitted.law.name,
+                            "then": then.law.name if then else None,
+                            "level": level if level is not None else fitted.level}):
+        return
+    what = f"{fitted.law.name} then {then.law.name}" if then else fitted.law.name
+    t = DataTable(title=f"Predictions of {what}",
+                  caption="CI: the fitted curve; PI: a new run (the fit's residuals added)")
+    cols = [*inputs, *(["loss"] if then else []), "prediction", "CI", "PI"]
+    for col in cols:
+        t.add_column(col, justify="right")
+    for row in rows:
+        t.add_row(*(count(row[k]) if k in ("params", "tokens", "unique_tokens") else fmt(row[k])
+                    for k in inputs), *([fmt(row["loss"])] if then else []), fmt(row["mean"]),
+                  _pair(row["ci"]), _pair(row["pi"]))
+    out.print(t)
+    if fitted.draws is None:
+        out.print("no bootstrap draws in the fit, so no intervals: fit with --bootstrap 1000")
+
+
+def _pair(bounds) -> str:
+    lo, hi = bounds
+    return "—" if lo is None or not math.isfinite(lo) else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 @app.command()

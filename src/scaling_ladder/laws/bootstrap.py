@@ -31,6 +31,10 @@ class Interval:
     def __str__(self) -> str:
         return f"[{self.lo:.6g}, {self.hi:.6g}]"
 
+    def __repr__(self) -> str:
+        level = "" if abs(self.level - 0.95) < 1e-12 else f", level={self.level:g}"
+        return f"Interval({float(self.lo):.6g}, {float(self.hi):.6g}{level})"
+
 
 def cluster_weights(
     run: np.ndarray, group: np.ndarray, n_resamples: int, rng: np.random.Generator

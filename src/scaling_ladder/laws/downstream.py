@@ -51,19 +51,36 @@ class ChainFit:
     loss_fit: LawFit
     task_fit: LawFit
 
-    def predict(self, **inputs: Any) -> np.ndarray:
-        return self.task_fit.predict(loss=self.loss_fit.predict(**inputs))
+    def predict(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:
+        return self.task_fit.predict(loss=self.loss_fit.predict(group=group, **inputs))
 
-    def predict_interval(self, *, level: float = 0.95, **inputs: Any) -> Prediction:
-        mean = self.predict(**inputs)
+    def predict_interval(self, *, group: str | None = None, level: float = 0.95,
+                         seed: int = 0, **inputs: Any) -> Prediction:
+        """The accuracy with a CI (draw i of the loss law feeds draw i mod B of the accuracy
+        law) and a PI (each step's residuals added in its own space, so a new run's noise in
+        loss and in accuracy both count)."""
+        mean = self.predict(group=group, **inputs)
         if self.loss_fit.draws is None or self.task_fit.draws is None:
             return Prediction(mean, None, None, level)
-        losses = self.loss_fit.predict_draws(**inputs)
-        tasks = self.task_fit.draw_params()
-        out = np.stack([self.task_fit.law(tasks[i % len(tasks)], loss=loss)
-                        for i, loss in enumerate(losses)])
-        ci = percentile_interval(out, level)
-        return Prediction(mean, (ci[0], ci[1]), None, level)
+        losses = self.loss_fit.predict_draws(group=group, **inputs)
+        thetas = self.task_fit.draw_matrix()[np.arange(len(losses)) % len(self.task_fit.draws)]
+        law = self.task_fit.law
+
+        def paired(loss: np.ndarray) -> np.ndarray:  # accuracy draw i at loss draw i
+            return np.stack([law.at(t[None], {"loss": v})[0] for t, v in zip(thetas, loss)])
+
+        ci = percentile_interval(paired(losses), level)
+        rng = np.random.default_rng(seed)
+        noisy = _noisy(self.task_fit, paired(_noisy(self.loss_fit, losses, rng)), rng)
+        pi = percentile_interval(noisy, level)
+        return Prediction(mean, (ci[0], ci[1]), (pi[0], pi[1]), level)
+
+
+def _noisy(fitted: LawFit, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``values`` (B, ...) with a residual of ``fitted`` drawn for each, in its space."""
+    res = fitted.residuals if fitted.residuals is not None and len(fitted.residuals) else [0.]
+    eps = rng.choice(np.asarray(res, dtype=float), size=values.shape)
+    return values * np.exp(eps) if fitted.space == "log" else values + eps
 
 
 def chain(loss_fit: LawFit, task_fit: LawFit) -> ChainFit:

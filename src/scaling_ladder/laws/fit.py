@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from .objective import SMALL, Problem, build_problem, public_names, public_value
 # ------------------------------------------------------------------------------ the results
 
 MAX_RESIDUALS = 10_000  # residuals a fit's JSON keeps for prediction intervals
+FORMAT, VERSION = "scaling-ladder fit", 1  # what a fit's JSON says it is
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,17 @@ class Prediction:
     ci: tuple[np.ndarray, np.ndarray] | None
     pi: tuple[np.ndarray, np.ndarray] | None
     level: float = 0.95
+
+    def __repr__(self) -> str:
+        def num(a) -> str:
+            a = np.asarray(a, dtype=float)
+            return f"{float(a):.6g}" if a.ndim == 0 else np.array2string(a, precision=6)
+
+        parts = [num(self.mean)]
+        for name, iv in (("ci", self.ci), ("pi", self.pi)):
+            if iv is not None:
+                parts.append(f"{name}=[{num(iv[0])}, {num(iv[1])}]")
+        return f"Prediction({', '.join(parts)}, level={self.level:g})"
 
     def to_dict(self) -> dict[str, Any]:
         def lst(a):
@@ -163,9 +176,24 @@ class LawFit:
             lines += [f"    {i}. {n}" for i, n in enumerate(self.notes, 1)]
         return "\n".join(lines)
 
+    def to_frame(self) -> pd.DataFrame:
+        """The parameters as a table: value, the interval's bounds, fixed or fitted."""
+        rows = [{"param": k, "value": float(v),
+                 "lo": float(self.ci[k].lo) if k in self.ci else np.nan,
+                 "hi": float(self.ci[k].hi) if k in self.ci else np.nan,
+                 "fixed": k in self.law.fixed} for k, v in self.params.items()]
+        return pd.DataFrame(rows).set_index("param")
+
+    def _repr_html_(self) -> str:
+        """The parameter table in a notebook, under the law and the fit's size."""
+        head = (f"<p><b>{self.law.name}</b>: {self.law.formula}; {self.n_points} points, "
+                f"{self.n_runs} runs; {self.objective}</p>")
+        return head + self.to_frame().to_html(float_format=lambda v: f"{v:.6g}")
+
     def to_dict(self, *, draws: bool = True) -> dict[str, Any]:
         """Plain JSON values: exactly what ``ladder fit --json`` writes."""
         out: dict[str, Any] = {
+            "format": FORMAT, "version": VERSION,
             "law": self.law.name, "formula": self.law.formula, "citation": self.law.citation,
             "params": {k: float(v) for k, v in self.params.items()},
             "ci95" if abs(self.level - 0.95) < 1e-12 else f"ci{self.level * 100:g}":
@@ -187,6 +215,49 @@ class LawFit:
                 res = res[np.linspace(0, len(res) - 1, MAX_RESIDUALS).astype(int)]
             out["residuals"] = res.tolist()
         return out
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> LawFit:
+        """A fit from a file ``ladder fit --json`` wrote, checked against its law: every
+        parameter present, finite and inside the law's bounds. Anything else is an
+        :class:`InputError` naming the file and the parameter."""
+        path, fix = str(path), "write it with ladder fit --json FILE"
+        what = "is not a fit written by ladder fit --json"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (FileNotFoundError, IsADirectoryError):
+            raise InputError(path, "file not found", fix=fix) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"{what} ({exc})", fix=fix) from None
+        if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+            raise InputError(path, f"{what} (no \"params\" object)", fix=fix)
+        if data.get("version", VERSION) != VERSION or data.get("format", FORMAT) != FORMAT:
+            raise InputError(path, f"is a {data.get('format', 'fit')} of format version "
+                             f"{data.get('version')}; this scaling-ladder reads version "
+                             f"{VERSION}", fix="fit again with this version: " + fix)
+        try:
+            fitted = cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, f"{what} ({type(exc).__name__}: {exc})", fix=fix) from None
+        fitted._check_params(path, fix)
+        return fitted
+
+    def _check_params(self, path: str, fix: str) -> None:
+        for group in self.groups or (None,):
+            for name in self.law.param_names:
+                key = name if name in self.params or group is None else f"{name}[{group}]"
+                value = self.params.get(key)
+                lo, hi = self.law.bounds_of(name)
+                if value is None:
+                    raise InputError(path, f"the {self.law.name} fit has no parameter {key}",
+                                     fix=fix)
+                if not np.isfinite(value):
+                    raise InputError(path, f"parameter {key} is {value}, not a finite number",
+                                     fix=fix)
+                if not lo <= value <= hi:
+                    raise InputError(path, f"parameter {key} = {value:g} lies outside the "
+                                     f"{self.law.name} law's bounds [{lo:g}, {hi:g}]", fix=fix)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LawFit:
