@@ -80,9 +80,15 @@ def test_recovers_known_parameters_from_learning_curves(alpha, beta, e, seed):
     truth = {"E": e, "A": 1e8**alpha, "B": 2e9**beta, "alpha": alpha, "beta": beta}
     frame = make_ladder(truth, noise=0.002, seed=seed)
     fit = sl.ChinchillaLaw().fit(frame)
+    # the estimator's optimum is at least as good as the truth's (the noise moves the optimum)
+    r = np.log(sl.ChinchillaLaw()(truth, params=frame["params"], tokens=frame["tokens"])
+               / frame["value"].to_numpy())
+    huber = np.where(np.abs(r) <= 1e-3, 0.5 * r * r, 1e-3 * (np.abs(r) - 0.5e-3))
+    assert fit.objective_value <= huber.sum() * (1 + 1e-6)
+    # a flat N term (alpha near 0.2) trades E against A: E is identified to about 8% there
     assert fit.params["alpha"] == pytest.approx(alpha, abs=0.05)
     assert fit.params["beta"] == pytest.approx(beta, abs=0.05)
-    assert fit.params["E"] == pytest.approx(e, rel=0.05)
+    assert fit.params["E"] == pytest.approx(e, rel=0.05 if alpha > 0.25 else 0.08)
     target = dict(params=7e10, tokens=1.4e12)
     assert fit.predict(**target) == pytest.approx(sl.ChinchillaLaw()(truth, **target), rel=0.02)
 

@@ -10,7 +10,7 @@ from importlib import import_module
 
 from .common import app
 
-for _verbs in ("fit", "decide", "report", "train", "data", "imports"):  # the order of --help
+for _verbs in ("fit", "tasks", "decide", "report", "train", "data", "imports"):  # --help order
     import_module(f"{__name__}.{_verbs}")  # each module registers its verbs on ``app``
 
 

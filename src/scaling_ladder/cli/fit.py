@@ -114,7 +114,10 @@ def _print_fit(result: LawFit) -> None:
         t.add_row(k, fmt(v), "fixed" if k in law.fixed else
                   (fmt_ci(ci)))
     out.print(t)
-    out.print(f"{result.objective}; {result.n_points} points, {result.n_runs} runs; "
+    quality = (f"; rmse {result.rmse:.3g}" + (f", R² {result.r2:.4f}" if result.r2 is not None
+                                             else "") + f" ({result.space})"
+               if result.rmse is not None else "")
+    out.print(f"{result.objective}; {result.n_points} points, {result.n_runs} runs{quality}; "
               f"{law.citation}", markup=False, highlight=False)
     print_notes(result.notes)
 

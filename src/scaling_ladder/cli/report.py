@@ -72,6 +72,9 @@ def report_verb(
     decide: Annotated[bool, typer.Option("--decide", help="Compare the recipes here (ladder "
                                          "compare's defaults) for the decision; "
                                          "slower.")] = False,
+    tasks: Annotated[bool, typer.Option("--downstream", help="Predict every task at the "
+                                        "target through its loss (ladder downstream's "
+                                        "defaults); slower.")] = False,
     checks_path: Annotated[Path | None, typer.Option("--checks", help="Stage-0 data checks: "
                                                      "ladder data check --json FILE, or the "
                                                      "built data directory.")] = None,
@@ -135,7 +138,7 @@ def report_verb(
                               compare=True if decide else compared, checks=checked,
                               target=target, baseline=baseline, law=law, bootstrap=bootstrap,
                               holdout=holdout, seed=seed, title=title, compare_options=options,
-                              rule=rule, progress=progress)
+                              rule=rule, downstream=tasks or None, progress=progress)
     written = result.write(out_path, format=fmt)
     if emit_json(json_out, {**result.to_dict(), "out": str(written)}):
         return

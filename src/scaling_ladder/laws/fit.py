@@ -90,6 +90,14 @@ class LawFit:
     space: str = "log"
     level: float = 0.95
     ranges: Mapping[str, tuple[float, float]] | None = None
+    r2: float | None = None
+
+    @property
+    def rmse(self) -> float | None:
+        """Root mean square residual, in the fit's space (log: about the relative error)."""
+        if self.residuals is None or not len(self.residuals):
+            return None
+        return float(np.sqrt(np.nanmean(np.square(self.residuals))))
 
     @property
     def param_names(self) -> list[str]:
@@ -161,6 +169,10 @@ class LawFit:
                  f"[[Fit]] {self.objective}",
                  f"    points = {self.n_points}, runs = {self.n_runs}, "
                  f"objective = {self.objective_value:.10g}"]
+        if self.rmse is not None:
+            lines.append(f"    rmse = {self.rmse:.4g}"
+                         + (f", R^2 = {self.r2:.4f}" if self.r2 is not None else "")
+                         + f" ({self.space} space)")
         if self.groups:
             lines.append(f"    groups ({self.group_by}) = {', '.join(self.groups)}; "
                          f"shared = {', '.join(self.shared) or 'none'}")
@@ -175,6 +187,12 @@ class LawFit:
             lines.append("[[Notes]]")
             lines += [f"    {i}. {n}" for i, n in enumerate(self.notes, 1)]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in self.params.items())
+        draws = f", {len(self.draws)} draws" if self.draws is not None else ""
+        return (f"LawFit({self.law.name}: {values}; {self.n_points} points, {self.n_runs} runs"
+                f"{draws})")
 
     def to_frame(self) -> pd.DataFrame:
         """The parameters as a table: value, the interval's bounds, fixed or fitted."""
@@ -201,6 +219,7 @@ class LawFit:
             "n_points": self.n_points, "n_runs": self.n_runs,
             "objective": self.objective, "objective_value": self.objective_value,
             "notes": list(self.notes), "level": self.level, "space": self.space,
+            "rmse": self.rmse, "r2": self.r2,
             "law_spec": self.law.to_dict(),
         }
         if self.groups:
@@ -277,6 +296,7 @@ class LawFit:
             residuals=np.asarray(d["residuals"], float) if d.get("residuals") else None,
             space=d.get("space", "log"), level=level,
             ranges={k: tuple(v) for k, v in d.get("ranges", {}).items()} or None,
+            r2=float(d["r2"]) if d.get("r2") is not None else None,
         )
 
 
@@ -517,6 +537,8 @@ def _result(prob, best, draws, frame, n_runs, level, by, shared, weights) -> Law
     yhat = law.evaluate(zp[None], prob.x)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         residuals = prob._transform(yhat) - prob.t_y
+        spread = float(np.nansum(np.square(prob.t_y - np.nanmean(prob.t_y))))
+    r2 = 1 - float(np.nansum(np.square(residuals))) / spread if spread > 0 else None
     space_word = {"loss": "log-loss", "accuracy": "accuracy", "error": "error"}[law.kind]
     if prob.space == "linear" and law.kind == "loss":
         space_word = "loss"
@@ -533,7 +555,7 @@ def _result(prob, best, draws, frame, n_runs, level, by, shared, weights) -> Law
         objective_value=float(best.fun), n_points=len(frame), n_runs=n_runs,
         notes=tuple(notes), groups=prob.groups if by else (), group_by=by,
         shared=tuple(shared), draws=draws, residuals=residuals, space=prob.space, level=level,
-        ranges=ranges)
+        ranges=ranges, r2=r2)
 
 
 def _notes(prob, best, names, values, ranges, draws) -> list[str]:

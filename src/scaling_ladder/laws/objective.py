@@ -76,10 +76,11 @@ class Problem:
             return np.log(v) if self.space == "log" else v
 
     def rho(self, r):
-        if self.loss == "mse":
-            return r * r
-        a = np.abs(r)
-        return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        with np.errstate(over="ignore"):  # a start far off: an infinite cost, said by L-BFGS-B
+            if self.loss == "mse":
+                return r * r
+            a = np.abs(r)
+            return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
 
     def rho_prime(self, r):
         return 2.0 * r if self.loss == "mse" else np.clip(r, -self.delta, self.delta)

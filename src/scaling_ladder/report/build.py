@@ -59,6 +59,7 @@ def build_report(
     title: str | None = None,
     compare_options: CompareOptions | None = None,
     rule: Rule | None = None,
+    downstream: Any = None,
     progress: Progress | None = None,
 ) -> Report:
     """Build the scaling report of a ladder.
@@ -78,6 +79,9 @@ def build_report(
         baseline, metric, target and seed given here. Its metric, baseline and target are the
         report's: giving others is a ValueError.
     checks : the stage-0 data checks (``data.CheckResult`` or its ``to_dict()``).
+    downstream : task predictions at the target (:func:`scaling_ladder.laws.twostep.
+        downstream`), or ``True`` to make them here with its defaults (slower: two fits per
+        task), shown in the Downstream section.
     target : ``(params, tokens)`` to predict at (default: the comparison's, else the largest
         run of the data).
     baseline : the recipe others are compared with (default: the comparison's, else
@@ -141,6 +145,15 @@ def build_report(
     if cmp is not None:
         a.at_target = {r: AtTarget.of(cmp, r) for r in cmp.recipes}
         a.compared_here = cmp.target.path == "tokens-per-param"
+    if downstream is True:
+        from ..laws.twostep import downstream as predict_tasks
+
+        tg = a.target
+        a.tasks = predict_tasks(frame.drop(columns="run_id"),
+                                target=(tg["params"], tg["tokens"]), law=law,
+                                bootstrap=bootstrap, seed=seed)
+    elif downstream is not None:
+        a.tasks = downstream
     fit_recipes(a, fit, law=law, bootstrap=bootstrap, holdout=holdout, seed=seed)
     predict_target(a)
     built = {}

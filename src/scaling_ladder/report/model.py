@@ -214,6 +214,7 @@ class Analysis:
     # shows its numbers, not the single-recipe fits'
     compared_here: bool = False
     checks: dict[str, Any] | None = None
+    tasks: Any = None  # the two-step task predictions (laws.twostep.Downstream), when asked
     notes: list[str] = field(default_factory=list)
     # raised by the sections built here, as (topic, recipe, text): a topic the comparison's
     # warnings already name for that recipe is not said twice

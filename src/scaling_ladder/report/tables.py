@@ -160,7 +160,29 @@ def downstream(a: Analysis) -> Section:
                             f"{label}, at {where}. In brackets: the gain over the baseline "
                             "(positive is better)."))
     tables.append(_regressions(a, vals, recipes, chance, where))
+    if a.tasks is not None:
+        tables.append(_task_predictions(a.tasks))
     return Section(key, title, tables=tuple(tables))
+
+
+def _task_predictions(res) -> Table:
+    """Every task at the target through its loss (laws.twostep), or why it is not predicted."""
+    head = ("recipe", "task", "loss metric", "accuracy at the target", "95% CI",
+            "held-out error (points)", "verdict")
+    body = []
+    for t in res.tasks:
+        err = t.holdout.get("error") if t.holdout else None
+        body.append((t.recipe, t.task, t.loss_metric, num(t.mean, 3),
+                     interval(t.ci, 3),
+                     f"{100 * err:.1f}" if err is not None else "—",
+                     "predictable" if t.predictable else "; ".join(t.reasons)))
+    n, d = res.target
+    return Table(head, tuple(body),
+                 f"Task accuracy at N = {count(n)}, D = {count(d)}: step 1 {res.loss_law} on "
+                 f"each task's loss metric, step 2 {res.options.law} (Bhagia et al. 2024); "
+                 f"{len(res.predictable)} of {len(res.tasks)} tasks predictable. Held-out "
+                 "error: both steps fitted without the largest size. An unpredictable task "
+                 "gets its reason, not a number.")
 
 
 def _regressions(a: Analysis, vals: pd.DataFrame, recipes: list[str], chance: dict,
