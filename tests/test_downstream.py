@@ -10,7 +10,13 @@ from typer.testing import CliRunner
 
 import scaling_ladder as sl
 from scaling_ladder.cli import app
-from scaling_ladder.laws.twostep import TaskOptions, downstream, fit_step_two
+from scaling_ladder.laws.twostep import (
+    TaskOptions,
+    downstream,
+    fit_step_two,
+    step_two_rows,
+    task_law,
+)
 
 runner = CliRunner()
 SEVENTEEN = ("bigbench_operators pubmed_qa_labeled hellaswag_zeroshot boolq arc_easy coqa "
@@ -111,7 +117,15 @@ def test_cli_fit_of_step_two_matches_the_library(tmp_path, redpajama):
                               "val/c4", "--bootstrap", "0", "--json", "-"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.stdout)["params"]
-    paired = sl.pair_metrics(redpajama.select(metric=["ds/piqa", "val/c4"]),
-                             loss_metric="val/c4", metric="ds/piqa")
-    want = sl.SigmoidLaw().fit(paired).params
+    options = TaskOptions()  # the defaults of step 2: ladder downstream's too
+    rows = step_two_rows(redpajama.frame, loss_metric="val/c4", metric="ds/piqa",
+                         options=options)
+    want = task_law(options, 0.5).fit(rows).params
     assert got == pytest.approx(want, rel=1e-6)
+    floored = runner.invoke(app, ["fit", "--example", "overtrain", "--recipe", "redpajama",
+                                  "--law", "sigmoid", "--metric", "ds/piqa", "--loss-metric",
+                                  "val/c4", "--floor", "baseline", "--no-anchor", "--bootstrap",
+                                  "0", "--json", "-"])
+    assert json.loads(floored.stdout)["params"]["b"] == pytest.approx(0.5)
+    wrong = runner.invoke(app, ["fit", "--example", "overtrain", "--floor", "baseline"])
+    assert wrong.exit_code == 2 and "loss-to-accuracy" in wrong.stderr

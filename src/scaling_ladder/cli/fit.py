@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,11 @@ from ..errors import InputError
 from ..format import count
 from ..laws.compute import isoflop as isoflop_analysis
 from ..laws.compute import optimal as optimal_allocation
-from ..laws.downstream import pair_metrics
 from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..laws.holdout import holdout as holdout_eval
+from ..laws.twostep import TaskOptions, step_two_baseline, step_two_rows, task_law
+from ..observations.table import Observations
 from .common import (
     Checkpoints,
     DataTable,
@@ -55,7 +57,9 @@ def fit(
     metric: Metric = None,
     where: Where = None,
     law: LawName = "chinchilla",
-    checkpoints: Checkpoints = "all",
+    checkpoints: Annotated[str | None, typer.Option(
+        help="final | all | auto | drop-first:F | drop-first-tokens:T | last:F (default: all; "
+             "for a loss-to-accuracy law, step 2's default).")] = None,
     loss: Loss = "huber",
     bootstrap: Annotated[int, typer.Option(help="Run-clustered bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
@@ -70,6 +74,14 @@ def fit(
                                                     "the loss metric paired with --metric "
                                                     "(the task) by run and checkpoint.")
                            ] = None,
+    anchor: Annotated[bool | None, typer.Option("--anchor/--no-anchor", help="Step 2: add the "
+                                                "point (L = 0, Acc = 1).",
+                                                show_default=False)] = None,
+    floor: Annotated[str | None, typer.Option(help="Step 2's floor: free, baseline or "
+                                              "above-baseline (random_baseline column).")
+                     ] = None,
+    smooth: Annotated[int | None, typer.Option(help="Step 2: moving average over this many "
+                                               "checkpoints.")] = None,
     json_out: JsonOut = None,
 ) -> None:
     """Fit a scaling law with a robust multi-start estimator and bootstrap CIs.
@@ -79,18 +91,25 @@ def fit(
     val/c4
     """
     form = make_law(law, fixed=fixed_params(fix))
+    step2 = {"anchor": anchor, "floor": floor, "smooth": smooth}
     if form.inputs == ("loss",):
         if not (loss_metric and metric):
             raise ValueError(f"The {law} law maps a loss to a task's accuracy: give the task "
                              "as --metric and the loss as --loss-metric.")
-        both = load(paths, example, experiment, recipe, [metric, loss_metric], where,
-                    checkpoints)
-        obs = pair_metrics(both, loss_metric=loss_metric, metric=metric)
-    elif loss_metric:
-        raise ValueError(f"--loss-metric is for a loss-to-accuracy law (sigmoid, exp-error); "
-                         f"the {law} law reads {', '.join(form.inputs)}.")
+        given = {k: v for k, v in {**step2, "checkpoints": checkpoints}.items() if v is not None}
+        options = TaskOptions(law=law, **given)
+        both = load(paths, example, experiment, recipe, [metric, loss_metric], where, "all")
+        rows = step_two_rows(both.frame, loss_metric=loss_metric, metric=metric,
+                             options=options)
+        form = task_law(options, step_two_baseline(rows))
+        form = replace(form, fixed={**form.fixed, **fixed_params(fix)})
+        obs = Observations(rows, both.set_aside, both.sources)
+    elif loss_metric or any(v is not None for v in step2.values()):
+        raise ValueError(f"--loss-metric, --anchor, --floor and --smooth are for a "
+                         f"loss-to-accuracy law (sigmoid, exp-error); the {law} law reads "
+                         f"{', '.join(form.inputs)}.")
     else:
-        obs = load(paths, example, experiment, recipe, metric, where, checkpoints)
+        obs = load(paths, example, experiment, recipe, metric, where, checkpoints or "all")
     share = tuple(s.strip() for s in shared.split(",") if s.strip()) if shared else ()
     with progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) as progress:
         result = form.fit(obs, loss=loss, bootstrap=bootstrap, seed=seed, by=by, shared=share,

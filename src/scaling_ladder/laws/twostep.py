@@ -109,8 +109,8 @@ def fit_step_two(frame: pd.DataFrame, *, loss_metric: str, metric: str,
         raise InputError(None, f"too few checkpoints pair {metric} with {loss_metric} "
                          f"({len(real)} of {real['run'].nunique()} runs)", column="metric",
                          fix="log the task and the loss at the same checkpoints")
-    return fit(task_law(options, _baseline(real)), rows, bootstrap=bootstrap, seed=seed,
-               n_starts=3)
+    return fit(task_law(options, step_two_baseline(real)), rows, bootstrap=bootstrap,
+               seed=seed, n_starts=3)
 
 
 def choose_loss_metric(frame: pd.DataFrame, metric: str) -> tuple[str, float]:
@@ -305,7 +305,8 @@ def _final_task_rows(rows: pd.DataFrame, task: str) -> pd.DataFrame:
     return t[t["final"].to_numpy(dtype=bool)]
 
 
-def _baseline(rows: pd.DataFrame) -> float | None:
+def step_two_baseline(rows: pd.DataFrame) -> float | None:
+    """The task's ``random_baseline`` (None when the table does not say)."""
     if "random_baseline" not in rows:
         return None
     rb = pd.to_numeric(rows["random_baseline"], errors="coerce").dropna()
@@ -316,7 +317,7 @@ def _verdict(rows: pd.DataFrame, task: str) -> list[str]:
     """What the ladder's final accuracies say before any fit: near chance, not rising."""
     final = _final_task_rows(rows, task)
     reasons = []
-    rb = _baseline(final)
+    rb = step_two_baseline(final)
     largest = final[final["params"] == final["params"].max()]
     if rb is not None and largest["value"].mean() - rb < NEAR_CHANCE:
         reasons.append(f"near chance: {largest['value'].mean():.3f} at the largest proxy vs "
