@@ -61,7 +61,7 @@ def test_every_task_predicted_or_told_why_not(redpajama):
         t = by[name]
         assert t.predictable and not t.reasons
         assert t.ci[0] <= t.mean <= t.ci[1] and 0.25 < t.mean < 1
-        assert t.holdout["error"] < 0.06 and t.holdout["runs"] == 1
+        assert t.holdout["error"] < 0.08 and t.holdout["runs"] == 1
         assert t.loss_metric.startswith("val/") and "correlated" in t.loss_metric_reason
     boolq = by["ds/boolq"]  # below its random baseline (0.5) at 6.9B: chance
     assert not boolq.predictable and boolq.mean is None
@@ -72,7 +72,7 @@ def test_every_task_predicted_or_told_why_not(redpajama):
 def test_step_two_options_change_the_fit(redpajama):
     frame = redpajama.frame
     free = fit_step_two(frame, loss_metric="val/c4", metric="ds/hellaswag",
-                        options=TaskOptions(anchor=False, checkpoints="final"), bootstrap=0)
+                        options=TaskOptions(floor="free", checkpoints="final"), bootstrap=0)
     floored = fit_step_two(frame, loss_metric="val/c4", metric="ds/hellaswag",
                            options=TaskOptions(floor="baseline", checkpoints="final"),
                            bootstrap=0)

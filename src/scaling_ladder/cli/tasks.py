@@ -49,13 +49,13 @@ def downstream(
     task_law: Annotated[str, typer.Option(help="Step 2: sigmoid (Bhagia et al. 2024) or "
                                           "exp-error (Gadre et al. 2024).")] = "sigmoid",
     anchor: Annotated[bool, typer.Option("--anchor/--no-anchor", help="Add the point "
-                                         "(L = 0, Acc = 1) to step 2.")] = True,
+                                         "(L = 0, Acc = 1) to step 2.")] = False,
     floor: Annotated[str, typer.Option(help="Step 2's floor: free, baseline (the task's "
-                                       "random_baseline) or above-baseline.")] = "free",
+                                       "random_baseline) or above-baseline.")] = "baseline",
     smooth: Annotated[int, typer.Option(help="Moving average over this many consecutive "
                                         "checkpoints in step 2.")] = 1,
     task_checkpoints: Annotated[str, typer.Option(help="Checkpoints of step 2 (last:0.5, all, "
-                                                  "final, ...).")] = "last:0.5",
+                                                  "final, ...).")] = "all",
     checkpoints: Annotated[str, typer.Option(help="Checkpoints of step 1 (auto, final, all, "
                                              "...).")] = "auto",
     bootstrap: Annotated[int, typer.Option(help="Run-clustered resamples of each step.")
