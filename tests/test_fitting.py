@@ -139,7 +139,7 @@ def test_shared_exponents_across_recipes():
     gain = fit.predict(group="base", params=7e9, tokens=1.4e11) - fit.predict(
         group="better", params=7e9, tokens=1.4e11)
     assert gain > 0
-    with pytest.raises(ValueError, match="pass group= one of base, better"):
+    with pytest.raises(ValueError, match=r"give --group \(group= in Python\) one of base, better"):
         fit.predict(params=7e9, tokens=1.4e11)
 
 

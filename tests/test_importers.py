@@ -79,11 +79,12 @@ def test_wandb_tokens_from_steps_when_no_tokens_column(tmp_path):
 
 def test_wandb_panel_export_gives_one_run_per_column_group(tmp_path):
     obs = read_wandb_csv(write(tmp_path, PANEL, "panel.csv"), mapping={"val/c4": "eval/c4_loss"},
-                         params=10**7, tokens_per_step=1000)
+                         params=["small=1e7", "b*=3e7"], tokens_per_step=1000)
     assert rows(obs, "run", "tokens", "value", "final") == [
         ("big", 100_000.0, 3.8, False), ("big", 300_000.0, 3.0, True),
         ("small", 100_000.0, 4.0, False), ("small", 200_000.0, 3.5, False),
         ("small", 300_000.0, 3.2, True)]
+    assert sorted(set(rows(obs, "run", "params"))) == [("big", 3 * 10**7), ("small", 10**7)]
 
 
 def test_wandb_panel_export_keeps_only_the_named_run(tmp_path):
@@ -109,7 +110,7 @@ def test_wandb_misspelt_column_suggests_the_real_one(tmp_path):
 def test_wandb_panel_misspelt_metric_suggests_the_metric_name(tmp_path):
     with pytest.raises(InputError, match="did you mean val/c4=eval/c4_loss"):
         read_wandb_csv(write(tmp_path, PANEL, "panel.csv"), mapping="val/c4=eval/c4_los",
-                       params=10**7, tokens_per_step=1000)
+                       params=10**7, tokens_per_step=1000, same_size=True)
 
 
 def test_wandb_non_numeric_cell_names_line_and_column(tmp_path):
@@ -121,12 +122,13 @@ def test_wandb_non_numeric_cell_names_line_and_column(tmp_path):
 
 
 def test_wandb_without_tokens_or_tokens_per_step_is_an_error(tmp_path):
-    with pytest.raises(InputError, match="no token counts; map tokens=.* or give tokens_per_step"):
+    with pytest.raises(InputError, match="no token counts for run gpt-125m; map tokens=.* "
+                                         "or give --tokens-per-step"):
         read_wandb_csv(write(tmp_path, HISTORY), mapping={"train": "train/loss"}, params=10**8)
 
 
 def test_wandb_without_params_is_an_error(tmp_path):
-    with pytest.raises(InputError, match="no parameter count; give params"):
+    with pytest.raises(InputError, match="no parameter count for run gpt-125m; give --params N"):
         read_wandb_csv(write(tmp_path, HISTORY), mapping=MAP)
 
 
@@ -220,7 +222,7 @@ def test_tensorboard_reads_one_run_per_directory(tmp_path):
                                               ("loss/val_c4", 200, 3.25)])
     write_events(tmp_path / "logs" / "350m", [("loss/train", 100, 3.25), ("loss/train", 200, 2.75)])
     obs = read_tensorboard(tmp_path / "logs", mapping="train=loss/train", params=10**8,
-                           tokens_per_step=1000)
+                           tokens_per_step=1000, same_size=True)
     assert rows(obs, "run", "metric", "step", "tokens", "value", "final") == [
         ("125m", "train", 100, 100_000.0, 3.5, False), ("125m", "train", 200, 200_000.0, 3.0, True),
         ("350m", "train", 100, 100_000.0, 3.25, False),

@@ -117,8 +117,9 @@ class LawFit:
         if not self.groups:
             return flat
         if group is None or group not in self.groups:
-            raise ValueError(f"This fit has one set of parameters per {self.group_by}: "
-                             f"pass group= one of {', '.join(self.groups)}. Got {group!r}.")
+            raise ValueError(f"This fit has one set of parameters per {self.group_by}: give "
+                             f"--group (group= in Python) one of {', '.join(self.groups)}. "
+                             f"Got {group!r}.")
         return {k: flat[k] if k in flat else flat[f"{k}[{group}]"] for k in self.law.param_names}
 
     def predict(self, *, group: str | None = None, **inputs: Any) -> np.ndarray:

@@ -36,8 +36,9 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
-def check_args(mapping, where, params, tokens_per_step, kind):
-    """The mapping as a dict and its metric part; the options checked up front."""
+def check_args(mapping, where, params=None, tokens_per_step=None, kind="loss", *, meta=None):
+    """The mapping as a dict and its metric part; the options checked up front. With ``meta``
+    (a :class:`.meta.Meta`), N and tokens per step are resolved per run instead."""
     mapping = parse_mapping(mapping) if isinstance(mapping, str) else dict(mapping)
     metrics = {k: v for k, v in mapping.items() if k not in SPECIAL}
     for key in metrics:
@@ -47,24 +48,49 @@ def check_args(mapping, where, params, tokens_per_step, kind):
                              fix="use step, tokens, params, train, val/<slice> or ds/<task>"
                              + (f' (did you mean "{guess}"?)' if guess else ""))
     if not metrics:
-        raise InputError(where, "the mapping names no metric", fix="add e.g. train=train/loss")
-    for name, value, other in (("params", params, "params"),
-                               ("tokens_per_step", tokens_per_step, "tokens")):
-        if value is not None and other in mapping:
-            raise ValueError(f"Give the '{name}' argument or map {other}=..., not both.")
-        if value is not None and not (isinstance(value, numbers.Real) and value > 0):
-            raise ValueError(f"The '{name}' argument must be a positive number. Got {value!r}.")
-    if params is None and "params" not in mapping:
-        raise InputError(where, "no parameter count",
-                         fix="give params (the model's N) or map params=<column or tag>")
-    if tokens_per_step is None and "tokens" not in mapping:
-        raise InputError(where, "no token counts",
-                         fix="map tokens=<column or tag> or give tokens_per_step "
-                         "(batch size x sequence length)")
+        raise InputError(where, "the mapping names no metric",
+                         fix="add e.g. --map train=train/loss")
     kinds = kind.values() if isinstance(kind, Mapping) else [kind]
     if any(k not in KINDS for k in kinds):
-        raise ValueError(f"The 'kind' argument must be one of {KINDS}. Got {kind!r}.")
+        raise ValueError(f"--kind must be one of {', '.join(KINDS)}. Got {kind!r}.")
+    if meta is not None:
+        meta.check(mapping, where)
+        return mapping, metrics
+    for flag, value, other in (("--params", params, "params"),
+                               ("--tokens-per-step", tokens_per_step, "tokens")):
+        if value is not None and other in mapping:
+            raise ValueError(f"Give {flag} or --map {other}=..., not both.")
+        if value is not None and not (isinstance(value, numbers.Real) and value > 0):
+            raise ValueError(f"{flag} must be a positive number. Got {value!r}.")
+    if params is None and "params" not in mapping:
+        raise InputError(where, "no parameter count",
+                         fix="give --params N (the model's N) or --map params=<column or tag>")
+    if tokens_per_step is None and "tokens" not in mapping:
+        raise InputError(where, "no token counts",
+                         fix="map tokens=<column or tag> or give --tokens-per-step "
+                         "(batch size x sequence length)")
     return mapping, metrics
+
+
+TOKENS = ("tokens", "tokens_seen", "train/tokens", "num_tokens", "tokens_processed")
+
+
+def default_mapping(names, where: str | None = None) -> dict[str, str]:
+    """The mapping used without ``--map``: every name that is a metric name already (``train``,
+    ``val/<slice>``, ``ds/<task>``), ``train/loss`` (else ``loss``) as ``train``, and a tokens
+    column (``tokens``, ``tokens_seen`` ...) as tokens."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    mapping = {n: n for n in names if METRIC.fullmatch(n)}
+    if "train" not in mapping:
+        source = next((n for n in ("train/loss", "loss") if n in names), None)
+        if source:
+            mapping["train"] = source
+    if not mapping:
+        raise InputError(where, "no --map, and no column or tag is named like a metric "
+                         "(train, train/loss, val/<slice>, ds/<task>)",
+                         fix=f"give --map train=<name>,... with names from {listing(names)}")
+    tokens = next((n for n in TOKENS if n in names), None)
+    return {**({"tokens": tokens} if tokens else {}), **mapping}
 
 
 def kind_of(metric: str, kind) -> str:
@@ -74,8 +100,10 @@ def kind_of(metric: str, kind) -> str:
     return "" if metric.startswith("ds/") else kind
 
 
-def finish(raw: pd.DataFrame, where: str, word: str, experiment: str, recipe) -> Observations:
-    """Set aside unusable rows (counted), then validate; ``word`` is "line" or "step"."""
+def finish(raw: pd.DataFrame, where: str, word: str, experiment: str, recipe=None
+           ) -> Observations:
+    """Set aside unusable rows (counted), then validate; ``word`` ("line", "row" or "step")
+    says what the ``_line`` column counts."""
     if len(raw) == 0:
         raise InputError(where, "no values found for the mapped metrics",
                          fix="check the mapping names columns or tags that hold numbers")
@@ -85,12 +113,13 @@ def finish(raw: pd.DataFrame, where: str, word: str, experiment: str, recipe) ->
         ("values NaN or infinite", nonfinite), ("checkpoints at 0 tokens", at_zero)) if bad.any()]
     raw = raw[~(nonfinite | at_zero)]
     raw = raw.assign(experiment=experiment, **({"recipe": recipe} if recipe else {}))
+    raw = raw.dropna(axis=1, how="all")  # per-run columns (seed, lr) no run had
     lines = raw.pop("_line").to_numpy()
     try:
         frame, dropped = validate(raw.reset_index(drop=True), path=where, lines=lines,
                                   line_word="line" if word == "line" else "row")
     except InputError as err:
-        if word == "line" or err.row is None:
+        if word != "step" or err.row is None:
             raise
         raise InputError(err.path, f"at step {err.row}, {err.problem}", column=err.column,
                          fix=err.fix, more=err.more) from None

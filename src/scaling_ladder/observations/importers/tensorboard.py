@@ -8,6 +8,12 @@ are read unsampled, at the steps they were logged::
 
     --map train=loss/train,val/c4=loss/val_c4,tokens=progress/tokens
 
+Hyperparameters of the hparams plugin (``SummaryWriter.add_hparams``, TensorFlow's
+``hp.hparams``) are the run's config (:mod:`.meta`: N with ``--params-from config``, tokens per
+step, seed, lr, recipe). ``add_hparams`` writes its own subfolder (``logs/125m/<time>/``) with
+only its ``hparam/*`` metrics: a folder with hparams and none of the mapped tags gives its
+hparams to the run folder above it and is no run of its own.
+
 >>> obs = read_tensorboard("logs", mapping="train=loss/train", params=124_000_000,
 ...                        tokens_per_step=524_288)                     # doctest: +SKIP
 """
@@ -23,41 +29,76 @@ import pandas as pd
 
 from ...errors import InputError
 from ..table import Observations
-from .common import MissingExtraError, check_args, finish, kind_of, listing
+from .common import MissingExtraError, check_args, default_mapping, finish, kind_of, listing
+from .meta import Meta, with_meta
 
 
-def read_tensorboard(logdir: str | Path, *, mapping: Mapping[str, str] | str,
-                     params: int | None = None, experiment: str | None = None,
-                     recipe: str | None = None, tokens_per_step: float | None = None,
-                     kind: str | Mapping[str, str] = "loss") -> Observations:
+def read_tensorboard(logdir: str | Path, *, mapping: Mapping[str, str] | str | None = None,
+                     params=None, params_from: str | None = None, same_size: bool = False,
+                     experiment: str | None = None, recipe=None, tokens_per_step=None,
+                     seed=None, lr=None, kind: str | Mapping[str, str] = "loss") -> Observations:
     """Read TensorBoard event files (one run per directory) as observations.
 
-    Needs the ``tb`` extra. Arguments as for :func:`.wandb.read_wandb_csv`; the mapping names tags.
+    Needs the ``tb`` extra. Arguments as for :func:`.wandb.read_wandb`; the mapping names tags.
     Scalars are read without sampling (``size_guidance`` 0), so every logged step is kept.
     """
     accumulator, tensor_util = _tensorboard()
     logdir = Path(logdir)
-    mapping, metrics = check_args(mapping, str(logdir), params, tokens_per_step, kind)
-    if "step" in mapping:
-        raise InputError(str(logdir), "TensorBoard events carry their own step",
-                         fix="remove step= from the mapping")
-    frames, aside = [], []
+    meta = Meta.from_args(params=params, params_from=params_from, same_size=same_size,
+                          tokens_per_step=tokens_per_step, seed=seed, lr=lr, recipe=recipe)
+    loaded = {}
     for run_dir in _event_dirs(logdir):
         for events in sorted(run_dir.glob("events.out.tfevents.*")):
             _check_complete(events)
-        name = run_dir.relative_to(logdir).as_posix() if run_dir != logdir else logdir.name
         acc = accumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
         acc.Reload()
-        scalars = _scalars(acc, tensor_util)
-        raw = _tb_run(scalars, run_dir, name, mapping, metrics, params, tokens_per_step, kind)
-        obs = finish(raw, str(run_dir), "step", experiment or logdir.name, recipe)
+        loaded[run_dir] = (_scalars(acc, tensor_util), _hparams(acc))
+    if mapping is None:
+        mapping = default_mapping([t for s, _ in loaded.values() for t in s
+                                   if not t.startswith("hparam/")], str(logdir))
+    mapping, metrics = check_args(mapping, str(logdir), kind=kind, meta=meta)
+    configs = {d: dict(hp) for d, (_, hp) in loaded.items()}
+    runs = []
+    for run_dir, (scalars, hparams) in loaded.items():
+        parent = next((p for p in run_dir.parents if p in loaded), None)
+        if hparams and parent is not None and not any(t in scalars for t in metrics.values()):
+            configs[parent] = {**hparams, **configs[parent]}  # an add_hparams subfolder
+        else:
+            runs.append(run_dir)
+    parts, names = [], []
+    for run_dir in runs:
+        name = run_dir.relative_to(logdir).as_posix() if run_dir != logdir else logdir.name
+        names.append(name)
+        m = meta.of(name, configs[run_dir], str(run_dir), mapping)
+        raw = _tb_run(loaded[run_dir][0], run_dir, name, mapping, metrics, m.get("params"),
+                      m.get("tokens_per_step"), kind)
+        parts.append((run_dir, with_meta(raw, m)))
+    meta.check_shared(str(logdir), names)
+    frames, totals = [], Counter()
+    for run_dir, raw in parts:
+        obs = finish(raw, str(run_dir), "step", experiment or logdir.name)
         frames.append(obs.frame)
-        aside += obs.set_aside
-    totals = Counter()
-    for reason, n in aside:
-        totals[reason] += n
+        totals.update(dict(obs.set_aside))
     return Observations(pd.concat(frames, ignore_index=True), tuple(totals.items()),
                         (str(logdir),))
+
+
+def _hparams(acc) -> dict:
+    """The run's hyperparameters from the hparams plugin (``session_start_info``), or {}."""
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:
+        return {}
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out = {}
+    for blob in content.values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(blob)
+        if data.WhichOneof("data") == "session_start_info":
+            for name, value in data.session_start_info.hparams.items():
+                kind = value.WhichOneof("kind")
+                out[name] = getattr(value, kind) if kind else None
+    return out
 
 
 def _tensorboard():
@@ -123,7 +164,7 @@ def _tb_run(scalars, run_dir: Path, name, mapping, metrics, params, tokens_per_s
         values = {v for _, v in get("params", mapping["params"])}
         if len(values) != 1:
             raise InputError(str(run_dir), f'tag "{mapping["params"]}" changes within the run',
-                             fix="log the parameter count once, or pass params instead")
+                             fix="log the parameter count once, or give --params instead")
         params = round(values.pop())  # scalars are float32: a count is rounded back
     tokens = dict(get("tokens", mapping["tokens"])) if "tokens" in mapping else None
     rows = []
@@ -132,7 +173,7 @@ def _tb_run(scalars, run_dir: Path, name, mapping, metrics, params, tokens_per_s
             if tokens is not None and step not in tokens:
                 raise InputError(str(run_dir), f'tag "{mapping["tokens"]}" has no value at '
                                  f'step {step}, where "{tag}" has one',
-                                 fix="log tokens at every step, or give tokens_per_step")
+                                 fix="log tokens at every step, or give --tokens-per-step")
             seen = tokens[step] if tokens is not None else step * tokens_per_step
             rows.append((name, params, seen, metric, kind_of(metric, kind), value, step, step))
     return pd.DataFrame(rows, columns=["run", "params", "tokens", "metric", "kind", "value",

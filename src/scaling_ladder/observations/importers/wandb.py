@@ -1,4 +1,9 @@
-"""W&B CSV exports -> observations (see the package docstring for the mapping).
+"""W&B exports -> observations (see the package docstring for the mapping).
+
+Four sources, told apart by the path: a folder is W&B's local run folders (:mod:`.wandb_runs`);
+``.json`` is a run history as a list of records (``history.to_json(orient="records")``, or the
+API's records saved with ``json.dump``); ``.jsonl`` / ``.ndjson`` one record a line
+(``to_json(orient="records", lines=True)``); anything else a CSV export.
 
 A run-history export holds one run (``run``, default the file stem)::
 
@@ -14,11 +19,16 @@ column shared by all runs (``Step``)::
 
     Step,125m - eval/c4_loss,125m - eval/c4_loss__MIN,125m - eval/c4_loss__MAX,350m - eval/...
 
-    --map val/c4=eval/c4_loss          (and tokens_per_step, params)
+    --map val/c4=eval/c4_loss --params '125m=1.2e8' --params '350m=3.5e8'
+
+Without a mapping, names that are metric names already are taken (:func:`.common.default_mapping`).
+Each run's N, tokens per step, seed, learning rate and recipe come from :class:`.meta.Meta`.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,26 +37,39 @@ import pandas as pd
 
 from ...errors import InputError
 from ..table import Observations
-from .common import SPECIAL, check_args, closest, finish, kind_of, listing
+from .common import SPECIAL, check_args, closest, default_mapping, finish, kind_of, listing
+from .meta import Meta, with_meta
+from .wandb_runs import read_run, record_class, run_folders
 
 _SEP = " - "  # W&B panel exports name columns "<run> - <metric>"
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 
-def read_wandb_csv(path: str | Path, *, mapping: Mapping[str, str] | str, run: str | None = None,
-                   params: int | None = None, experiment: str | None = None,
-                   recipe: str | None = None, tokens_per_step: float | None = None,
-                   kind: str | Mapping[str, str] = "loss") -> Observations:
-    """Read a W&B CSV export (run history or panel export) as validated observations.
+def read_wandb(path: str | Path, *, mapping: Mapping[str, str] | str | None = None,
+               run: str | None = None, params=None, params_from: str | None = None,
+               same_size: bool = False, experiment: str | None = None, recipe=None,
+               tokens_per_step=None, seed=None, lr=None,
+               kind: str | Mapping[str, str] = "loss") -> Observations:
+    """Read a W&B export (run folders, JSON, JSON Lines or CSV) as validated observations.
 
-    ``mapping`` is described in the module docstring. ``run`` names the run of a run-history
-    export (default: the file stem) or picks one run of a panel export. ``params`` and
-    ``tokens_per_step`` stand in for unmapped ``params`` and ``tokens``. ``final`` marks each
-    run's last checkpoint per metric.
+    ``mapping`` is described in the module docstring (None: :func:`.common.default_mapping`).
+    ``run`` names the run of a run-history export (default: the file stem) or picks one run of
+    a panel export. ``params``, ``tokens_per_step``, ``seed``, ``lr`` and ``recipe`` are a
+    value for every run, ``{"RUN": value}`` (RUN a glob) or the command line's list of
+    ``VALUE`` / ``RUN=VALUE``; ``params_from="config"`` counts N from each run's config
+    (:mod:`.meta`). ``final`` marks each run's last checkpoint per metric.
     """
     path = Path(path)
-    mapping, metrics = check_args(mapping, str(path), params, tokens_per_step, kind)
-    table = _read_csv(path)
+    meta = Meta.from_args(params=params, params_from=params_from, same_size=same_size,
+                          tokens_per_step=tokens_per_step, seed=seed, lr=lr, recipe=recipe)
+    if path.is_dir():
+        return read_wandb_dir(path, mapping=mapping, meta=meta, experiment=experiment,
+                              kind=kind, run=run)
+    table = (read_json(path) if path.suffix.lower() in JSON_SUFFIXES else _read_csv(path))
     cols = list(table.columns)
+    if mapping is None:
+        mapping = default_mapping(_names(cols), str(path))
+    mapping, metrics = check_args(mapping, str(path), kind=kind, meta=meta)
     runs = _panel_runs(cols, metrics.values())
     panel = bool(runs) and not any(src in cols for src in metrics.values())
     if not panel:
@@ -61,12 +84,78 @@ def read_wandb_csv(path: str | Path, *, mapping: Mapping[str, str] | str, run: s
     if "step" not in sources and (default or "tokens" not in mapping):
         sources["step"] = default or "_step"  # a panel with a tokens x-axis has no step column
     for key, src in [*sources.items(), *metrics.items()]:
-        _require_column(cols, str(path), key, src, runs if panel else [])
-    parts = [_wandb_run(table, path, name, name if panel else None, sources, metrics, params,
-                        tokens_per_step, kind) for name in runs]
-    parts = [p for p in parts if p is not None]
+        _require_column(table, str(path), key, src, runs if panel else [])
+    parts = []
+    for name in runs:
+        m = meta.of(name, None, str(path), mapping)
+        part = table_run(table, path, name, name if panel else None, sources, metrics,
+                         m.get("params"), m.get("tokens_per_step"), kind)
+        if part is not None:
+            parts.append(with_meta(part, m))
+    meta.check_shared(str(path), runs)
     raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return finish(raw, str(path), "line", experiment or path.stem, recipe)
+    return finish(raw, str(path), table.attrs.get("loc", ("line", 2))[0],
+                  experiment or path.stem)
+
+
+read_wandb_csv = read_wandb  # the name from before JSON and run folders were read
+
+
+def records_table(records: list[dict], where: str, loc: tuple[str, int]) -> pd.DataFrame:
+    """Records (dicts) as a text table like a CSV read as text: a missing key or null is an
+    empty cell (nothing logged), NaN is "nan", a number its text."""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+
+    def text(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float) and v != v:
+            return "nan"
+        return str(v) if not isinstance(v, dict | list) else json.dumps(v)
+
+    table = pd.DataFrame({k: [text(r.get(k)) for r in records] for k in keys}, dtype=str)
+    table.attrs["loc"] = loc
+    if table.empty and not keys:
+        raise InputError(where, "holds no records", fix="pass a run history with logged steps")
+    return table
+
+
+def read_json(path: Path) -> pd.DataFrame:
+    """A history as JSON (a list of records, or pandas' default dict of columns) or JSON Lines
+    (one record a line); NaN and Infinity literals are read as numbers."""
+    if not path.is_file():
+        raise InputError(str(path), "file not found", fix="check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(str(path), "is not UTF-8 text", fix="pass the JSON W&B or pandas "
+                         "wrote") from None
+    fix = 'write it with history.to_json(path, orient="records"), with or without lines=True'
+    try:
+        data, loc = json.loads(text), ("row", 1)
+    except json.JSONDecodeError as whole:
+        if not text.lstrip().startswith("{"):
+            raise InputError(str(path), f"is not JSON ({whole.msg})", line=whole.lineno,
+                             fix=fix) from None
+        data, loc = [], ("line", 1)  # JSON Lines: record i is on line i + 1
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                data.append(json.loads(line) if line.strip() else {})
+            except json.JSONDecodeError as exc:
+                raise InputError(str(path), f"is not a JSON record ({exc.msg})", line=number,
+                                 fix=fix) from None
+            if not isinstance(data[-1], dict):
+                raise InputError(str(path), "is not a JSON object", line=number,
+                                 fix=fix) from None
+    if isinstance(data, dict):
+        if data and all(isinstance(v, Mapping) for v in data.values()):  # orient="columns"
+            index = list(dict.fromkeys(i for v in data.values() for i in v))
+            data = [{k: v.get(i) for k, v in data.items()} for i in index]
+        else:
+            data, loc = [data], ("line", 1)
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise InputError(str(path), "is not a list of records", fix=fix)
+    return records_table(data, str(path), loc)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -98,13 +187,26 @@ def _pick(cols, src: str, prefix: str | None) -> str | None:
     return own if own in cols else (src if src in cols else None)
 
 
-def _require_column(cols, where: str, key: str, src: str, runs: list[str]) -> None:
+def _names(cols) -> list[str]:
+    """Column names, a panel's "<run> - <name>" as <name>, without __MIN / __MAX."""
+    names = [c.rpartition(_SEP)[2] for c in cols if _SEP in c] + list(cols)
+    return list(dict.fromkeys(n for n in names if not n.endswith(("__MIN", "__MAX"))))
+
+
+def _at(table: pd.DataFrame, i) -> dict:
+    """Where row ``i`` of a table is in its file: ``{"line": ...}`` or ``{"row": ...}``."""
+    word, first = table.attrs.get("loc", ("line", 2))
+    return {word: i + first}
+
+
+def _require_column(table, where: str, key: str, src: str, runs: list[str]) -> None:
+    cols = list(table.columns)
     if any(_pick(cols, src, r) for r in runs or [None]):
         return
-    names = [c.rpartition(_SEP)[2] for c in cols if _SEP in c] + list(cols)
-    names = list(dict.fromkeys(n for n in names if not n.endswith(("__MIN", "__MAX"))))
+    names = _names(cols)
     guess = closest(src, names)
-    raise InputError(where, f"no such column (mapped to {key})", line=1, column=src,
+    head = {"line": 1} if table.attrs.get("loc", ("line", 2)) == ("line", 2) else {}
+    raise InputError(where, f"no such column (mapped to {key})", **head, column=src,
                      fix=f"did you mean {key}={guess}?" if guess
                      else f"map {key}= one of {listing(names, src)}")
 
@@ -119,12 +221,12 @@ def _numbers(table: pd.DataFrame, where: str, col: str, *, finite: bool):
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(where, f'"{text.iloc[i]}" is not a {"finite " * finite}number',
-                         line=i + 2, column=col, more=int(bad.sum()) - 1,
+                         **_at(table, i), column=col, more=int(bad.sum()) - 1,
                          fix="fix the cell, or empty it if nothing was measured there")
     return x, empty
 
 
-def _wandb_run(table, path, name, prefix, sources, metrics, params, tokens_per_step, kind):
+def table_run(table, path, name, prefix, sources, metrics, params, tokens_per_step, kind):
     """One run's rows: one per non-empty mapped metric cell."""
     where, cols = str(path), list(table.columns)
     step_col = _pick(cols, sources["step"], prefix) if "step" in sources else None
@@ -145,14 +247,15 @@ def _wandb_run(table, path, name, prefix, sources, metrics, params, tokens_per_s
             gap = ~empty & np.isnan(what)
             if need and gap.any():
                 i = int(np.flatnonzero(gap)[0])
-                raise InputError(where, f'is empty where "{col}" has a value', line=i + 2,
+                raise InputError(where, f'is empty where "{col}" has a value', **_at(table, i),
                                  column=need, more=int(gap.sum()) - 1,
                                  fix=f"fill it in, or empty the {col} cell")
         keep = ~empty
         parts.append(pd.DataFrame({
             "run": name, "params": params, "tokens": tokens[keep], "metric": metric,
             "kind": kind_of(metric, kind), "value": value[keep],
-            "_line": np.flatnonzero(keep) + 2, **({"step": step[keep]} if step_col else {})}))
+            "_line": np.flatnonzero(keep) + _at(table, 0).popitem()[1],
+            **({"step": step[keep]} if step_col else {})}))
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
@@ -163,5 +266,77 @@ def _wandb_params(table, where: str, col: str, run: str) -> float:
     if len(values) != 1:
         problem = "is empty" if len(values) == 0 else f"changes within run {run}"
         raise InputError(where, problem, column=col,
-                         fix="give the run's parameter count, or pass params instead")
+                         fix="log the run's parameter count once, or give --params instead")
     return float(values[0])
+
+
+# ------------------------------------------------------------------- local run folders
+
+
+def read_wandb_dir(path: Path, *, mapping=None, meta: Meta, experiment: str | None = None,
+                   kind="loss", run: str | None = None) -> Observations:
+    """Every run folder under ``path`` as observations (see the module docstring)."""
+    record_class()
+    runs = [read_run(folder) for folder in run_folders(path)]
+    names = Counter(r["name"] for r in runs)
+    for r in runs:  # W&B display names need not be unique; ids are
+        if names[r["name"]] > 1:
+            r["name"] = f'{r["name"]}-{r["id"]}'
+    if run is not None:
+        keep = [r for r in runs if r["name"] == run or r["id"] == run]
+        if not keep:
+            raise InputError(str(path), f'no run "{run}" here',
+                             fix=f"choose one of {listing([r['name'] for r in runs], run)}")
+        runs = keep
+    if mapping is None:
+        mapping = default_mapping([k for r in runs for h in r["history"][:50] for k in h],
+                                  str(path))
+    mapping, metrics = check_args(mapping, str(path), kind=kind, meta=meta)
+    sources = {k: mapping[k] for k in SPECIAL if k in mapping}
+    sources.setdefault("step", "_step")
+    logged = {k for r in runs for h in r["history"] for k in h}
+    for key, src in [*sources.items(), *metrics.items()]:
+        if src not in logged and not (key == "params" and _stated(runs, src)):
+            guess = closest(src, logged)
+            raise InputError(str(path), f'no run logged "{src}" (mapped to {key})',
+                             fix=f"did you mean {key}={guess}?" if guess
+                             else f"map {key}= one of {listing(sorted(logged), src)}")
+    parts, aside = [], Counter()
+    for r in runs:
+        m = meta.of(r["name"], r["config"], r["where"], mapping)
+        if "params" in sources and not any(sources["params"] in h for h in r["history"]):
+            m["params"] = _stated(runs=[r], key=sources["params"])
+        table = records_table(r["history"], r["where"], ("row", 1))
+        cols = set(table.columns)
+        use = {k: v for k, v in metrics.items() if v in cols}
+        need = {k: v for k, v in sources.items() if not (k == "params" and "params" in m)}
+        missing = [v for v in need.values() if v not in cols]
+        part = None if missing or not use else table_run(
+            table, r["where"], r["name"], None, need, use, m.get("params"),
+            m.get("tokens_per_step"), kind)
+        if part is None:
+            aside["runs that logged none of the mapped metrics"] += 1
+            continue
+        parts.append((r["where"], with_meta(part, m)))
+        aside["logs cut short at the end (their last record)"] += r["cut"]
+    meta.check_shared(str(path), [r["name"] for r in runs])
+    if not parts:
+        raise InputError(str(path), "no run logged the mapped metrics",
+                         fix="check --map against the keys the runs logged")
+    experiment = experiment or path.resolve().name
+    frames = []
+    for where, part in parts:  # an error names the run's log and its history row
+        obs = finish(part, where, "row", experiment)
+        frames.append(obs.frame)
+        aside.update(dict(obs.set_aside))
+    return Observations(pd.concat(frames, ignore_index=True),
+                        tuple((k, n) for k, n in aside.items() if n), (str(path),))
+
+
+def _stated(runs, key: str) -> float | None:
+    """A count the runs state in their summary or config under ``key`` (the first run's)."""
+    for r in runs:
+        for source in (r["summary"], r["config"]):
+            if isinstance(source.get(key), int | float) and not isinstance(source[key], bool):
+                return float(source[key])
+    return None
