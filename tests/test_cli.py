@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
 
 from scaling_ladder.cli import app
+from scaling_ladder.observations import datasets as sl_datasets
 
 runner = CliRunner()
 CHINCHILLA = ["--example", "chinchilla", "--where", "besiroglu_outlier == False"]
@@ -158,3 +160,23 @@ def test_import_wandb_writes_observations(tmp_path):
 def test_every_verb_has_help_with_an_example(verb):
     res = run(*verb, "--help")
     assert res.exit_code == 0 and "Example" in res.stdout
+
+
+def test_version_and_completion():
+    res = run("--version")
+    assert res.exit_code == 0 and res.stdout.startswith("scaling-ladder ")
+    assert "--install-completion" in run("--help").stdout
+
+
+@pytest.mark.parametrize("name", sl_datasets.NAMES)
+def test_every_bundled_dataset_loads(name):
+    """All the public ladders of shared/datasets ship with the package (``--example``)."""
+    obs = sl_datasets.load(name)
+    assert obs.n_runs > 1 and len(obs) > 100
+    assert name in run("fit", "--help").stdout
+
+
+def test_out_is_o_on_every_verb_that_writes():
+    for verb in (["plan"], ["train"], ["demo"], ["report"], ["data", "build"],
+                 ["import", "wandb"]):
+        assert re.search(r"--out\s+-o\b", run(*verb, "--help").stdout), verb

@@ -3,6 +3,7 @@ JSON output and progress bars."""
 
 from __future__ import annotations
 
+import difflib
 import errno
 import functools
 import os
@@ -52,7 +53,7 @@ class _Ladder(typer.core.TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(cls=_Ladder, add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=_Ladder, add_completion=True, no_args_is_help=True,
                   rich_markup_mode="rich", pretty_exceptions_enable=False,
                   help="Decide with small runs what deserves a big run.")
 out = Console()
@@ -128,11 +129,21 @@ Fix = Annotated[list[str] | None, typer.Option(help="Fix a parameter, e.g. --fix
 _state: dict[str, Any] = {"debug": False, "source": None}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"scaling-ladder {version('scaling-ladder')}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option(
         "--debug", help=f"On an internal error, print the traceback (or set {DEBUG_ENV}=1).")
     ] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_version, is_eager=True)] = False,
 ) -> None:
     # runs before every verb, so one invocation's flag never leaks into the next
     _state.update(debug=debug, source=None)
@@ -192,6 +203,11 @@ def load(paths, example, experiment, recipe, metric, where, checkpoints) -> Obse
     if example and paths:
         raise ValueError("Give observation files or --example, not both.")
     if example:
+        if example not in datasets.NAMES:
+            close = difflib.get_close_matches(example, datasets.NAMES, n=1)
+            raise ValueError(f"--example {example!r} is not a bundled dataset: choose one of "
+                             f"{', '.join(datasets.NAMES)}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "") + ".")
         obs = datasets.load(example)
         source(f"{example}.csv (--example {example})")
     elif paths:

@@ -41,7 +41,7 @@ data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
 @data_app.command()
 @handle
 def build(
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to fill (reused files are "
+    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Directory to fill (reused files are "
                                           "verified by SHA-256).", show_default=False,
                                           callback=output(folder=True))],
     recipes: Annotated[Path | None, typer.Argument(help="Recipe file (TOML).",

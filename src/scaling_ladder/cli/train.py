@@ -272,7 +272,7 @@ def _ladder_progress(quiet: bool):
 @app.command()
 @handle
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the corpus, token files, "
+    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Folder for the corpus, token files, "
                                           "runs and report (reused on a re-run).",
                                           callback=output(folder=True))] = Path(
         "ladder-demo"),
