@@ -15,10 +15,10 @@ Checked:
 (b) nothing imports ``scaling_ladder.cli``.
 (c) only ``train/`` imports torch at module level (the analysis side must not need it).
 (d) the flow: sources -> observations -> laws -> compare -> evaluate -> report, with errors,
-    files, format and names beneath everything, and beside the flow (DESIGN.md) data (token files,
-    no statistics), plan (laws.compute for FLOPs, data for a tokenizer), train (plan, data,
-    laws.compute) and monitor (a run against its laws). ``ALLOWED`` says what each package
-    may import; deferred imports count too, except those listed in ``BACKWARD``.
+    files, format, names and units beneath everything, and beside the flow (DESIGN.md) data
+    (token files, no statistics), plan (laws.compute for FLOPs, data for a tokenizer), train
+    (plan, data, laws.compute) and monitor (a run against its laws). ``ALLOWED`` says what
+    each package may import; deferred imports count too, except those listed in ``BACKWARD``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "scaling_ladder"
 
-BASE = {"errors", "files", "format", "names"}
+BASE = {"errors", "files", "format", "names", "units"}
 ALLOWED = {
     "errors": set(),
     "files": set(),
     "format": set(),
+    "units": set(),
     "names": {"errors"},
     "observations": BASE,
     "laws": BASE | {"observations"},

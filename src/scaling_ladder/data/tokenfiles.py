@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import write_atomic, write_json
+from ..units import bits_per_byte  # noqa: F401  (the one conversion; re-exported)
 
 FORMAT = "scaling-ladder-tokens"
 VERSION = 1
@@ -86,16 +86,6 @@ def key_of(*parts: object) -> str:
 
 
 # --------------------------------------------------------------------------------- reading
-
-
-def bits_per_byte(loss_nats_per_token, bytes_per_token):
-    """Loss in bits per UTF-8 byte: ``loss / ln 2 / bytes_per_token``.
-
-    Comparable across tokenizers, unlike nats per token (Gao et al. 2020, The Pile, sec. 4).
-    ``bytes_per_token`` is the slice's text bytes over its tokens, EOS tokens included, so a
-    loss averaged over every token of the file converts exactly.
-    """
-    return np.asarray(loss_nats_per_token) / math.log(2) / np.asarray(bytes_per_token)
 
 
 @dataclass(frozen=True)

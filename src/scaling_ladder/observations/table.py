@@ -19,11 +19,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..units import NATS_PER_TOKEN, UNIT_NAMES
 from .io import read_raw, write_table
 from .where import where_mask
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
-OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind")
+OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind",
+            "tokenizer", "bytes_per_token", "unit")
+UNIT_COLUMNS = ("tokenizer", "bytes_per_token", "unit")  # optional; kept only when given
 COLUMNS = ("experiment", "recipe", "run", "params", "tokens", "flops", "seed", "lr",
            "batch_tokens", "final", "metric", "kind", "value")
 KINDS = ("loss", "accuracy", "perplexity")
@@ -270,18 +273,46 @@ def validate(
          "give cross-entropy in nats/token (> 0)")
     out["kind"] = kind.to_numpy()
     out["value"] = value
+    units = _units(raw, out, fail)
 
     if _present(raw, "final"):
         out["final"] = _booleans(raw, "final", fail)
     extra = [c for c in raw.columns if c not in COLUMNS]
     for col in extra:
-        out[col] = _infer(raw[col])
+        out[col] = units[col] if col in units else _infer(raw[col])
     frame, aside = _check_duplicates(out, path, (lines, line_word))
     if "final" not in frame:
         last = frame.groupby(["experiment", "run", "metric"], sort=False)["tokens"]
         frame["final"] = (frame["tokens"] == last.transform("max")).to_numpy()
     frame = frame[list(COLUMNS) + extra]
     return frame.reset_index(drop=True), aside
+
+
+def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
+    """The tokenizer columns, checked: ``tokenizer`` (text), ``bytes_per_token`` of the
+    evaluated slice (> 0, may be empty) and ``unit`` of a loss (``nats/token``, the default,
+    or ``bpb`` = bits/byte; :mod:`scaling_ladder.units`), written by its canonical name."""
+    got: dict[str, pd.Series] = {}
+    if "tokenizer" in raw:
+        s = raw["tokenizer"].astype(object).where(raw["tokenizer"].notna(), "")
+        s = s.astype(str).str.strip()
+        got["tokenizer"] = s.where(s != "", None)
+    if "bytes_per_token" in raw:
+        bpt = _numeric(raw, "bytes_per_token", fail, optional=True)
+        fail(bpt <= 0, "bytes_per_token", lambda v: f"{v} bytes per token is not positive",
+             "give the evaluated slice's UTF-8 bytes over its tokens (> 0), or leave it empty")
+        got["bytes_per_token"] = pd.Series(bpt, index=raw.index)
+    if "unit" in raw:
+        text = raw["unit"].astype(object).where(raw["unit"].notna(), "").astype(str)
+        text = text.str.strip().str.lower()
+        fail(~(text.isin(list(UNIT_NAMES)) | (text == "")).to_numpy(), "unit",
+             lambda v: f'"{v}" is not a unit', "use nats/token (the default) or bpb (bits/byte)")
+        unit = text.map(UNIT_NAMES).where(text != "", NATS_PER_TOKEN)
+        fail(((unit != NATS_PER_TOKEN) & (out["kind"] != "loss")).to_numpy(), "unit",
+             lambda v: f'unit "{v}" on a row that is not a loss',
+             "give bits/byte only for losses (kind loss), or clear the unit")
+        got["unit"] = unit
+    return got
 
 
 def _check_columns(raw: pd.DataFrame, path: str, line_word: str) -> None:
