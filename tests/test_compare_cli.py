@@ -49,7 +49,8 @@ def test_compare_writes_the_json_file_and_prints_tables(ladder_csv, tmp_path):
     res = run("compare", ladder_csv, "--baseline", "base", *QUICK, "--json", target)
     assert res.exit_code == 0, res.output
     assert json.loads(target.read_text())["baseline"] == "base"
-    for text in ("recipes against base on val/x", "val/x per scale", "Rank stability",
+    for text in ("recipes against base on val/x (nats/token, matched by tokens)",
+                 "val/x per scale (nats/token)", "Rank stability",
                  "compute multiplier", "new: go"):
         assert text in res.stdout
     assert "no target given" in res.stdout

@@ -121,7 +121,7 @@ def _print_comparison(res) -> None:
         out.print(f"[bold yellow]warning:[/] {w}", highlight=False)
     sign = 1.0 if res.kind == "accuracy" else -1.0
     t = DataTable(title=f"{d['decision'].upper()}: recipes against {res.baseline} on {res.metric} "
-                  f"at {res.target.label}",
+                  f"({res.units}, matched by {res.matched}) at {res.target.label}",
                   caption="gain = improvement over the baseline (positive is better); compute "
                   "multiplier k: the recipe reaches the baseline's target loss with k x the "
                   "compute; P(beats) is the decision's (decided on)")
@@ -158,8 +158,9 @@ def _print_scales(res) -> None:
     prim = res.per_scale[res.per_scale["metric"] == res.metric].sort_values(
         ["params", "tokens", "recipe"])
     others = [r for r in res.recipes if r != res.baseline]
-    t = DataTable(title=f"{res.metric} per scale", caption="delta = recipe - baseline, "
-                  "± half-width of its 95% CI; (k x) = |delta| / noise")
+    t = DataTable(title=f"{res.metric} per scale ({res.units})",
+                  caption="delta = recipe - baseline, ± half-width of its 95% CI; "
+                  "(k x) = |delta| / noise")
     for col in ["scale", "noise", res.baseline] + [f"{r} delta" for r in others]:
         t.add_column(col, justify="left" if col == "scale" else "right")
     for scale, g in prim.groupby("scale", sort=False):

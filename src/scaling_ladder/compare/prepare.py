@@ -29,6 +29,7 @@ from ..observations.table import Observations, _closest, _listing, from_frame
 from .budgets import cut_to_budgets
 from .ranking import RankAtScale
 from .scales import final_values, observed_ranking, per_scale_table
+from .tokenizers import common_units, matched_note
 
 AVERAGE = "ds/average"
 SLICE_AVERAGE = "val/average"  # mean loss over the other val/ slices: the regression aggregate
@@ -63,6 +64,7 @@ class Prepared:
     paired_loss_how: str = ""
     observed: RankAtScale | None = None
     cuts: tuple[dict[str, Any], ...] = ()
+    units: str = "nats/token"    # of the decision metric: nats/token, bits/byte or accuracy
 
 
 def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | None,
@@ -75,6 +77,8 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
         frame = frame[frame["metric"] != "train"]
         notes.append("training loss set aside: each recipe trains on its own data, so it is not "
                      "comparable across recipes (held-out slices are)")
+    frame, units, unit_notes = common_units(frame, metric, where=where)
+    notes += unit_notes
     labels = protocol_labels(frame)
     protocol = None
     if labels is None and options.protocol is not None:
@@ -115,7 +119,7 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
                               primary=metric)
         notes.append("no (N, D) scale is shared with the baseline: recipes matched by FLOPs "
                      "(IsoFLOP design; each recipe's best size per budget)")
-    notes += cut_notes
+    notes += cut_notes + [n for n in [matched_note(frame, match)] if n]
     table = per_scale_table(finals, baseline=baseline, level=options.level, seed=seed)
     recipes = tuple(sorted(frame["recipe"].astype(str).unique()))
     prim = table[table["metric"] == metric]
@@ -137,7 +141,8 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
                         f"no loss to predict it through ({how}): ranked at each scale"))
     return Prepared(frame, frame_all, labels, protocol, metric, match, table, recipes, missing,
                     where, tuple(notes), kind=kind, paired_loss=paired, paired_loss_how=how,
-                    observed=observed_ranking(table, metric, baseline=baseline), cuts=cuts)
+                    observed=observed_ranking(table, metric, baseline=baseline), cuts=cuts,
+                    units=units)
 
 
 def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | None, *,

@@ -53,6 +53,12 @@ class Comparison:
     flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # why a prediction is set aside
     backtest: OwnBacktest | None = None  # leave-largest-out: the fit vs one size down
     ranking: TargetOrder | None = None  # the recipes' order at the target, best first
+    units: str = "nats/token"  # of the decision metric: nats/token, bits/byte or accuracy
+
+    @property
+    def matched(self) -> str:
+        """The budget scales were matched on: ``tokens`` (N, D) or ``flops`` (never bytes)."""
+        return "flops" if self.match == "flops" else "tokens"
 
     def recipe_summary(self, recipe: str) -> dict[str, Any]:
         """The per-recipe block of the JSON: decision, P(beats), delta, CI, multiplier."""
@@ -94,7 +100,8 @@ class Comparison:
             "sign_convention": "delta = recipe - baseline in the metric's units (loss: negative "
                                "is better; accuracy: positive is better); gain = improvement",
             "params_convention": "as given in the params column",
-            "match": self.match, "target": self.target.to_dict(),
+            "units": self.units, "match": self.match, "matched": self.matched,
+            "target": self.target.to_dict(),
             "baseline_predicted": None if base.empty else base["predicted"].iloc[0],
             "recipes": {r: self.recipe_summary(r) for r in self.recipes if r != self.baseline},
             "joint_fit": self.joint.to_dict(),
@@ -134,7 +141,7 @@ class Comparison:
                 "decision_accuracy", "predictions", "regressions", "near_chance", "downstream",
                 "protocols", "gates", "rule", "options", "notes", "set_aside"}
         known = need | {"sign_convention", "params_convention", "baseline_predicted",
-                        "ranking_at_target"} | {
+                        "ranking_at_target", "units", "matched"} | {
             f.name for f in fields(cls)}
         if not isinstance(d, dict):
             raise InputError(source, "is not a comparison (not a JSON object)", fix=fix)
@@ -189,6 +196,8 @@ class Comparison:
                 b = d["backtest"]
                 more["backtest"] = OwnBacktest(b["held_out"], real(b["fit_error"]),
                                                real(b["naive_error"]), int(b["n_deltas"]))
+            if "units" in d:  # files written before tokenizers were compared have none
+                more["units"] = d["units"]
             if d.get("ranking_at_target"):
                 more["ranking"] = TargetOrder.from_dict(d["ranking_at_target"])
             return cls(
@@ -213,7 +222,8 @@ class Comparison:
     def summary(self) -> str:
         """Plain text: the decision, each recipe's reasons, and the notes."""
         lines = [f"[[Decision]] {self.decision} (baseline {self.baseline}, metric "
-                 f"{self.metric}, target {self.target.label})"]
+                 f"{self.metric} in {self.units}, matched by {self.matched}, target "
+                 f"{self.target.label})"]
         lines += [f"    {r}" for r in self.reasons]
         if self.ranking is not None and self.ranking.order:
             basis = ("the fit" if self.ranking.basis == "fit"
