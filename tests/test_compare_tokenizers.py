@@ -107,3 +107,13 @@ def test_a_recipe_without_bits_per_byte_is_named():
     f.loc[f["recipe"] == "bpe", "bytes_per_token"] = np.nan
     with pytest.raises(InputError, match=r"val/x is not in bits/byte for bpe:"):
         common_units(_valid(f), "val/x", where="tok.csv")
+
+
+def test_the_report_draws_and_tabulates_losses_in_bits_per_byte():
+    from scaling_ladder.report import build_report
+
+    obs = sl.from_frame(tokenizer_ladder())
+    md = build_report(obs, metric="val/x", baseline="byte", bootstrap=5).markdown
+    assert "Loss-based (bits/byte; lower is better)" in md
+    assert "compared in bits/byte" in md
+    assert "(nats/token" not in md  # no table or plot labelled in per-token loss

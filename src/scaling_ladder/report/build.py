@@ -29,6 +29,7 @@ import pandas as pd
 from ..compare import CompareOptions, Comparison
 from ..compare import compare as run_compare
 from ..compare.decide import Rule
+from ..compare.tokenizers import common_units
 from ..errors import InputError
 from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
@@ -119,6 +120,10 @@ def build_report(
     if metric != "train" and (frame["metric"] == "train").any():
         frame = frame[frame["metric"] != "train"]
         notes.append(TRAIN_SET_ASIDE)
+    # recipes that differ in tokenizer: every loss in bits/byte, as compare decides
+    frame, _, unit_notes = common_units(frame, metric, where=", ".join(sources) or None)
+    notes += unit_notes
+    loss_units = "bits/byte" if unit_notes else "nats/token"
     main = frame[frame["metric"] == metric]
     kind = str(main["kind"].iloc[0])
     recipes = sorted(main["recipe"].unique(), key=natural)
@@ -141,7 +146,7 @@ def build_report(
     tick(reserved)
     a = Analysis(frame=frame, main=main, metric=metric, kind=kind, recipes=recipes,
                  baseline=base, target=_target(main, target, cmp), law_name=law, compare=cmp,
-                 checks=chk, tick=tick)
+                 checks=chk, tick=tick, loss_units=loss_units)
     if cmp is not None:
         a.at_target = {r: AtTarget.of(cmp, r) for r in cmp.recipes}
         a.compared_here = cmp.target.path == "tokens-per-param"

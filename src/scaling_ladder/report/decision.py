@@ -63,7 +63,8 @@ def decision(a: Analysis) -> Section:
     gates = _gates_table(cmp.gates, a)
     if gates:
         tables.append(gates)
-    intro = (f"Recipes against {cmp.baseline} on {cmp.metric}, matched by {cmp.match}. "
+    intro = (f"Recipes against {cmp.baseline} on {cmp.metric} ({cmp.units}), matched by "
+             f"{cmp.matched}. "
              + "; ".join(cmp.reasons) + ("." if cmp.reasons else ""))
     if cmp.ranking is not None and cmp.ranking.order:
         basis = ("the fit" if cmp.ranking.basis == "fit"
@@ -193,7 +194,7 @@ def gonogo(a: Analysis) -> Section:
     widths = [(p["yhi"] - p["ylo"]) / 2 for p in points if p.get("ylo") is not None]
     ys = [abs(p["y"]) for p in points if p.get("y") is not None]
     band = float(np.median(widths)) if widths else (0.1 * max(ys) if ys else 0.0)
-    unit = "nats/token" if a.kind == "loss" else "accuracy"
+    unit = a.loss_units if a.kind == "loss" else "accuracy"
     fig = figures.decision_scatter(points, band=band, unit=unit, baseline=a.baseline,
                                    source="the comparison's joint fit" if cmp is not None
                                    else "the single-recipe fits")

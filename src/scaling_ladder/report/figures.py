@@ -172,7 +172,7 @@ def _size_legend(fig: MplFigure, colors: Mapping[float, tuple], extra: Sequence 
 
 @_styled
 def loss_curves(frame: pd.DataFrame, *, metrics: Sequence[str], recipes: Sequence[str],
-                key: str = "loss-curves") -> Figure | None:
+                key: str = "loss-curves", unit: str = "nats/token") -> Figure | None:
     """Loss against tokens and against FLOPs, log-log: one row per recipe, colour = model size.
 
     ``frame`` holds the rows of ``metrics`` (columns recipe, run, params, tokens, flops, metric,
@@ -196,7 +196,7 @@ def loss_curves(frame: pd.DataFrame, *, metrics: Sequence[str], recipes: Sequenc
             _log(ax)
             ax.set_xlabel("training tokens D" if xcol == "tokens" else "training FLOPs C")
             if j == 0:
-                ax.set_ylabel("loss (nats/token)")
+                ax.set_ylabel(f"loss ({unit})")
             ax.set_title(f"{text(recipe)}: loss vs {'tokens' if xcol == 'tokens' else 'FLOPs'}",
                          loc="left")
             _plain_log(ax.yaxis)
@@ -237,7 +237,7 @@ def _draw_runs(ax, rows: pd.DataFrame, xcol: str, colors, style: str) -> None:
 
 @_styled
 def scaling_fit(panels: Sequence[Mapping[str, Any]], *, key: str = "scaling-fit",
-                law: str = "", star: str = "") -> Figure | None:
+                law: str = "", star: str = "", unit: str = "nats/token") -> Figure | None:
     """Fitted curves with bands, where each run lands, and the residuals; held-out points open.
 
     Each panel (one recipe) has ``points`` (a table with params, flops, value, residual,
@@ -286,7 +286,7 @@ def scaling_fit(panels: Sequence[Mapping[str, Any]], *, key: str = "scaling-fit"
         _log(ax)
         ax.set_title(f"{text(panel['recipe'])}", loc="left")
         _plain_log(ax.yaxis)
-        ax.set_ylabel("final loss (nats/token)" if i == 0 else "")
+        ax.set_ylabel(f"final loss ({unit})" if i == 0 else "")
         ax.tick_params(labelbottom=False)
         res.axhline(0, color="0.3", linewidth=0.8)
         res.set_xlabel("training FLOPs C")
@@ -321,7 +321,7 @@ _ISO_LEFT = ("Left: final loss against model size at fixed compute for {recipe};
 
 @_styled
 def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mapping[str, Any]], *,
-            recipe: str, key: str = "isoflop") -> Figure | None:
+            recipe: str, key: str = "isoflop", unit: str = "nats/token") -> Figure | None:
     """IsoFLOP valleys (loss against N at fixed compute, parabola and minimum per budget) and
     the compute-optimal frontier N*(C) of every recipe."""
     if not profiles and not frontier:
@@ -347,7 +347,7 @@ def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mappin
         _log(left, y=False)
         _plain_log(left.xaxis, counts=True)
         left.set_xlabel("model size N (parameters)")
-        left.set_ylabel("final loss (nats/token)")
+        left.set_ylabel(f"final loss ({unit})")
         left.set_title(f"{text(recipe)}: IsoFLOP valleys", loc="left")
         left.legend(frameon=False, loc="upper right", title="budget")
     if right is None:

@@ -220,6 +220,7 @@ class Analysis:
     # warnings already name for that recipe is not said twice
     warnings: list[tuple[str, str, str]] = field(default_factory=list)
     tick: Callable[[int], None] = lambda n=1: None
+    loss_units: str = "nats/token"  # bits/byte when the recipes differ in tokenizer
 
     @property
     def better(self) -> int:

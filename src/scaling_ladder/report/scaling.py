@@ -37,7 +37,8 @@ def curves(a: Analysis) -> Section:
     metrics = [a.metric]
     rows = a.main
     shown, rest = shown_recipes(a, list(rows["recipe"].unique()))
-    fig = figures.loss_curves(rows[rows["recipe"].isin(shown)], metrics=metrics, recipes=shown)
+    fig = figures.loss_curves(rows[rows["recipe"].isin(shown)], metrics=metrics, recipes=shown,
+                              unit=a.loss_units)
     notes = (f"Not drawn (only {MAX_PANELS} recipes are): {', '.join(rest)}.",) if rest else ()
     if fig is None:
         return Section("curves", "Loss curves", omitted="no loss rows to draw")
@@ -78,7 +79,7 @@ def scaling(a: Analysis) -> Section:
     first = next(iter(a.fits.values()))
     star = ("the comparison's prediction at the target (its joint fit) with its 95% CI"
             if a.compared_here else "")
-    fig = figures.scaling_fit(panels, law=first.fit.law.name, star=star)
+    fig = figures.scaling_fit(panels, law=first.fit.law.name, star=star, unit=a.loss_units)
     tables = [_params_table(a), _target_table(a)]
     if are_rows:
         tables.append(Table(("recipe", "held-out N", "runs", "ARE (diagnostic)"),
@@ -306,7 +307,7 @@ def isoflop(a: Analysis, tolerance: float = 0.05) -> Section:
         return Section(key, title, omitted=(
             "No compute budget holds three or more model sizes, and no law of (N, D) was "
             "fitted across a factor of 3 or more in N: nothing to draw."))
-    fig = figures.isoflop(profiles, frontier, recipe=a.baseline)
+    fig = figures.isoflop(profiles, frontier, recipe=a.baseline, unit=a.loss_units)
     tables = ()
     if rows:
         tables = (Table(("recipe", "budget (FLOPs)", "spread (dex)", "runs", "N*", "D*",

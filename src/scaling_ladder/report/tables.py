@@ -138,7 +138,7 @@ def downstream(a: Analysis) -> Section:
     if "random_baseline" in rows:
         chance = rows.groupby("metric")["random_baseline"].first().dropna().to_dict()
     tables = []
-    for kind, label in (("loss", "Loss-based (nats/token; lower is better)"),
+    for kind, label in (("loss", f"Loss-based ({a.loss_units}; lower is better)"),
                         ("accuracy", "Accuracy-based (fraction correct; higher is better)")):
         sub = vals.xs(kind, level="kind") if kind in vals.index.get_level_values("kind") else None
         if sub is None or sub.empty:
