@@ -56,7 +56,10 @@ def common_units(frame: pd.DataFrame, metric: str, *, where: str | None
     unit = frame["unit"] if "unit" in frame else pd.Series(NATS_PER_TOKEN, index=frame.index)
     loss = (frame["kind"] == "loss").to_numpy()
     mixed = frame[loss].assign(u=unit[loss]).groupby("metric")["u"].nunique()
-    kind = str(frame.loc[frame["metric"] == metric, "kind"].iloc[0])
+    kinds = frame.loc[frame["metric"] == metric, "kind"]
+    # a metric made later (the downstream average) has no rows yet: ds/ is an accuracy
+    kind = str(kinds.iloc[0]) if len(kinds) else (
+        "accuracy" if metric.startswith("ds/") else "loss")
     if not differ and not (mixed > 1).any():
         on = set(unit[(frame["metric"] == metric).to_numpy()])
         return frame, (kind if kind != "loss" else
