@@ -54,6 +54,8 @@ def test_the_new_columns_are_typed_and_units_named():
     ({"unit": ["bpb", "bits/word"]}, 'line 3, column "unit": "bits/word" is not a unit'),
     ({"unit": ["bpb", "bpb"], "kind": ["loss", "accuracy"], "value": [1.0, 0.5]},
      'line 3, column "unit": unit "bpb" on a row that is not a loss'),
+    ({"unit": ["", "bpb"], "kind": ["loss", "perplexity"], "value": [1.0, 12.0]},
+     'line 3, column "unit": unit "bpb" on a perplexity row'),
 ])
 def test_bad_units_name_file_line_and_column(tmp_path, extra, message):
     path = _write(tmp_path, _rows(**extra))

@@ -311,6 +311,11 @@ def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
         fail(((unit != NATS_PER_TOKEN) & (out["kind"] != "loss")).to_numpy(), "unit",
              lambda v: f'unit "{v}" on a row that is not a loss',
              "give bits/byte only for losses (kind loss), or clear the unit")
+        if "kind" in raw:  # a perplexity is exp(nats/token): it has no bits/byte reading
+            ppl = raw["kind"].astype(str).str.strip().str.lower() == "perplexity"
+            fail((ppl & (unit != NATS_PER_TOKEN)).to_numpy(), "unit",
+                 lambda v: f'unit "{v}" on a perplexity row',
+                 "give the loss in bits/byte as kind loss, or the perplexity without a unit")
         got["unit"] = unit
     return got
 
