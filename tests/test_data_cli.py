@@ -60,6 +60,8 @@ def test_build_and_check_json_contracts(tmp_path):
     assert {(c["recipe"], c["slice"]) for c in out["contamination"]} == {("r", "val/a"),
                                                                           ("r", "val/b")}
     assert all(s["roundtrip_failures"] == 0 for s in out["sources"])
+    for s in out["sources"]:  # a byte tokenizer: every token one byte, a share of 257 ids used
+        assert s["byte_token_share"] == 1.0 and 0 < s["vocab_used"] < 1
 
 
 def test_tables_without_json_and_json_to_a_file(tmp_path):
@@ -71,6 +73,7 @@ def test_tables_without_json_and_json_to_a_file(tmp_path):
     res = run("check", tmp_path / "out")
     assert res.exit_code == 0, res.output
     assert "Smoke checks" in res.stdout and "Contamination" in res.stdout
+    assert "Tokenizer: byte" in res.stdout and "1-byte tokens" in res.stdout
 
 
 def test_help_has_an_example():

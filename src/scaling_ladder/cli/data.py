@@ -177,6 +177,20 @@ def _print_check(result: CheckResult) -> None:
         t.add_row(s.source, "/".join(f"{lb[k]:,.0f}" for k in ("p5", "p50", "p95", "max")),
                   f"{s.distinct_1:.3f}", f"{s.distinct_4:.3f}", f"{s.gzip_ratio:.3f}", aside)
     out.print(t)
+    spec = result.tokenizer
+    t = DataTable(title=f"Tokenizer: {spec.get('kind')} ({spec.get('vocab_size')} ids)",
+                  caption="on each source's validation tokens: UTF-8 bytes per token, the share "
+                  "of the vocabulary used, tokens standing for one byte (byte fallback), "
+                  "unknown tokens, and the round trip decode(encode(x)) == x")
+    for col in ("source", "bytes/token", "vocab used", "1-byte tokens", "unknown",
+                "round trip"):
+        t.add_column(col, justify="left" if col == "source" else "right")
+    for s in result.sources:
+        t.add_row(s.source, f"{s.bytes_per_token:.3f}", f"{s.vocab_used:.1%}",
+                  f"{s.byte_token_share:.1%}", f"{s.unknown_rate:.2%}",
+                  "exact" if not s.roundtrip_failures else
+                  f"{s.roundtrip_failures} of {s.roundtrip_checked} fail")
+    out.print(t)
     listed = [(s.source, e) for s in result.sources for e in s.set_aside_examples]
     if listed:
         out.print("[bold]Documents set aside at build time[/] (the first 20 of each source):")

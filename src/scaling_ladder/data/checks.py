@@ -63,6 +63,8 @@ class SourceCheck:
     roundtrip_example: str | None
     set_aside: dict[str, int]
     set_aside_examples: tuple[dict, ...]
+    vocab_used: float = float("nan")  # share of the vocabulary the validation tokens use
+    byte_token_share: float = float("nan")  # tokens that stand for one byte (no merge)
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,8 @@ def _source_check(ds: TokenDataset, tok, source: str, texts: Texts, threshold: f
         gzip_ratio=len(zlib.compress(sample, 6)) / max(len(sample), 1),
         replacement_rate=bad / max(chars, 1), unknown_rate=_unknown_rate(ds, tok, entry),
         roundtrip_checked=checked, roundtrip_failures=failures, roundtrip_example=example,
-        set_aside=entry["set_aside"], set_aside_examples=tuple(entry["set_aside_examples"]))
+        set_aside=entry["set_aside"], set_aside_examples=tuple(entry["set_aside_examples"]),
+        **_token_use(ds, tok, entry))
 
 
 def _shuffled(texts: Texts, seed: int) -> Texts:
@@ -248,6 +251,21 @@ def _roundtrip(ds: TokenDataset, tok, rel: str) -> tuple[int, int, str | None]:
             failures += 1
             example = example or record["origin"]
     return checked, failures, example
+
+
+def _token_use(ds: TokenDataset, tok, entry: dict) -> dict[str, float]:
+    """How the tokenizer meets this source's validation text: the share of its vocabulary
+    used, and of tokens that stand for a single byte (a byte-level BPE falling back to bytes;
+    all of a byte tokenizer's)."""
+    tokens = np.fromfile(ds.directory / entry["val"]["file"], ds.dtype)
+    if not len(tokens):
+        return {}
+    width = tok.token_bytes()
+    ids = tokens[tokens < len(width)]
+    text = width[ids]
+    text = text[text > 0]  # end-of-document tokens stand for no text
+    return {"vocab_used": len(np.unique(ids)) / tok.vocab_size,
+            "byte_token_share": float(np.mean(text == 1)) if len(text) else float("nan")}
 
 
 def _unknown_rate(ds: TokenDataset, tok, entry: dict) -> float:
