@@ -44,6 +44,7 @@ def offline(tmp_path, monkeypatch):
         for step, values in history:
             run.log(values, step=step)
         run.finish()
+        wandb.teardown()  # the service writes the log: wait until it has closed it
 
     return write
 
