@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from ..errors import InputError
 from ..observations.table import Observations, checkpoint_mask
@@ -37,6 +38,47 @@ def pair_metrics(obs: Observations | pd.DataFrame, *, loss_metric: str, metric: 
     if isinstance(obs, Observations):
         return Observations(paired, obs.set_aside + aside, obs.sources)
     return paired
+
+
+def paired_loss(frame: pd.DataFrame, metric: str, recipes: tuple[str, ...], *,
+                points: str = "final") -> tuple[str | None, str]:
+    """The loss a two-step prediction of accuracy ``metric`` goes through, and why that one.
+
+    Step 1 of the two-step ladder predicts a loss from (N, D), step 2 maps it to accuracy
+    (Bhagia et al. 2024, arXiv:2412.04403). The loss is the task's own when one is given
+    (a loss metric of the same task name, e.g. ``ds_loss/hellaswag`` or ``ds/hellaswag_loss``),
+    else the ``val/`` loss most correlated with the metric across the ladder (most negative
+    Spearman rho, at least 4 points: over the runs' final values with ``points="final"``, over
+    every checkpoint both metrics log with ``points="all"``, which a ladder of one run per size
+    needs). Only losses every recipe has count. ``(None, why)`` when there is none.
+    """
+    losses = frame[frame["kind"] == "loss"]
+    cover = losses.groupby("metric")["recipe"].nunique()
+    full = sorted(str(m) for m, n in cover.items() if n == len(recipes))
+    task = metric.split("/", 1)[-1]
+    same = [m for m in full if m.split("/", 1)[-1] in (task, f"{task}_loss", f"{task}/loss")]
+    if same:
+        return same[0], f"{same[0]}, the loss of the same task"
+    val = [m for m in full if m.startswith("val/")]
+    if not val:
+        return None, "no val/ loss every recipe has"
+    rows = frame[frame["final"].to_numpy(dtype=bool)] if points == "final" else frame
+    keys = ["metric", "experiment", "run"] + (["tokens"] if points == "all" else [])
+    by_run = rows.groupby(keys)["value"].mean()
+    acc = by_run.loc[metric]
+    best, best_rho, n = None, 0.0, 0
+    for m in val:
+        both = pd.concat([acc, by_run.loc[m]], axis=1, join="inner").dropna()
+        if len(both) < 4:
+            continue
+        rho = float(spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic)
+        if np.isfinite(rho) and rho < best_rho:
+            best, best_rho, n = m, rho, len(both)
+    if best is None:
+        return None, f"no val/ loss falls as {metric} rises across the ladder"
+    return best, (f"{best}, the val/ loss most correlated with it across the ladder "
+                  f"(Spearman rho {best_rho:.2f} over {n} "
+                  f"{'runs' if points == 'final' else 'checkpoints'})")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 
 from ..errors import InputError
 from ..observations.table import Observations, checkpoint_mask
-from .downstream import chain, pair_metrics
+from .downstream import chain, pair_metrics, paired_loss
 from .fit import LawFit, fit
 from .forms import ExponentialErrorLaw, Law, SigmoidLaw, make_law
 
@@ -115,25 +115,15 @@ def fit_step_two(frame: pd.DataFrame, *, loss_metric: str, metric: str,
                seed=seed, n_starts=3)
 
 
-def choose_loss_metric(frame: pd.DataFrame, metric: str) -> tuple[str, float]:
-    """The loss metric whose values are most (negatively) correlated with the task's accuracy
-    across the ladder's paired checkpoints, and that correlation (Pearson)."""
-    losses = frame[(frame["kind"] == "loss") & ~frame["metric"].str.startswith("ds/")]
-    task = frame[frame["metric"] == metric][["experiment", "run", "tokens", "value"]]
-    wide = losses.pivot_table(index=["experiment", "run", "tokens"], columns="metric",
-                              values="value", aggfunc="first")
-    joined = task.merge(wide, left_on=["experiment", "run", "tokens"], right_index=True)
-    best, best_r = None, np.inf
-    for col in wide.columns:
-        pair = joined[["value", col]].dropna()
-        if len(pair) >= 4 and pair[col].std() > 0 and pair["value"].std() > 0:
-            r = float(np.corrcoef(pair["value"], pair[col])[0, 1])
-            if r < best_r:
-                best, best_r = col, r
-    if best is None:
-        raise InputError(None, f"no loss metric is logged at the checkpoints of {metric}",
-                         column="metric", fix="give --loss-metric")
-    return best, best_r
+def choose_loss_metric(frame: pd.DataFrame, metric: str) -> tuple[str, str]:
+    """The loss that predicts task ``metric`` and why (:func:`.downstream.paired_loss` over
+    every checkpoint both log: the task's own loss, else the ``val/`` loss most correlated)."""
+    recipes = tuple(dict.fromkeys(frame["recipe"]))
+    chosen, why = paired_loss(frame, metric, recipes, points="all")
+    if chosen is None:
+        raise InputError(None, f"no loss to predict {metric} through: {why}", column="metric",
+                         fix="give --loss-metric")
+    return chosen, why
 
 
 # ------------------------------------------------------------------------------- per task
@@ -248,8 +238,8 @@ def downstream(
 def _one_task(rows, recipe, task, loss_metric, law, options, checkpoints, target, bootstrap,
               seed, holdout, cache) -> TaskPrediction:
     if loss_metric is None:
-        chosen, r = choose_loss_metric(rows, task)
-        why = f"most correlated with the task across the ladder (r = {r:.2f})"
+        chosen, why = choose_loss_metric(rows, task)
+        why = why.split(", ", 1)[-1]  # "the val/ loss most correlated with it ... (rho ...)"
     else:
         chosen = loss_metric.format(task=task.removeprefix("ds/"))
         why = "given" if chosen == loss_metric else f"from the template {loss_metric}"
