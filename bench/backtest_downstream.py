@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 
 import scaling_ladder as sl
+from scaling_ladder.laws.downstream import paired_loss
 from scaling_ladder.laws.twostep import (
     TaskOptions,
     _verdict,
-    choose_loss_metric,
     fit_step_two,
 )
 from scaling_ladder.observations.table import checkpoint_mask
@@ -78,12 +78,12 @@ def overtrain_rows(cut: float, held_size: float) -> list[dict]:
         held = rows[np.isclose(rows["params"], held_size, rtol=0.05)]
         step1: dict[str, sl.LawFit] = {}
         for task in sorted(m for m in rows["metric"].unique() if m.startswith("ds/")):
-            metric, _ = choose_loss_metric(below, task)
-            if metric not in step1:
+            metric, _ = paired_loss(below, task, (recipe,), points="all")
+            if metric and metric not in step1:
                 step1[metric] = sl.ChinchillaLaw().fit(below[below["metric"] == metric])
             truth = held[held["metric"] == task]
             n, d = truth["params"].to_numpy(float), truth["tokens"].to_numpy(float)
-            pred_loss = step1[metric].predict(params=n, tokens=d)
+            pred_loss = step1[metric].predict(params=n, tokens=d) if metric else None
             predictable = not _verdict(below, task)
             base = {"ladder": f"overtrain -> {held_size:.3g}", "recipe": recipe, "task": task}
             out.append({**base, "method": "largest proxy", "predictable": predictable,
@@ -92,6 +92,8 @@ def overtrain_rows(cut: float, held_size: float) -> list[dict]:
                         "error": _line_error(below, truth, task)})
             for o in OVERTRAIN_OPTIONS:
                 try:
+                    if metric is None:  # no loss falls as the task rises: no two-step guess
+                        raise ValueError(task)
                     f2 = fit_step_two(below, loss_metric=metric, metric=task, options=o,
                                       bootstrap=0)
                     err = float(np.mean(np.abs(accuracy(f2, pred_loss) - truth["value"])))
@@ -135,7 +137,9 @@ def olmo_rows() -> list[dict]:
         if task not in set(large["metric"]) or task not in set(small["metric"]):
             continue
         both = small[small["metric"].isin(set(large["metric"]))]  # losses both models log
-        metric, _ = choose_loss_metric(both, task)
+        metric, _ = paired_loss(both, task, ("default",), points="all")
+        if metric is None:
+            continue
         truth = sl.pair_metrics(large, loss_metric=metric, metric=task)
         truth = truth[checkpoint_mask(truth, "last:0.5")]
         if truth.empty:
@@ -154,8 +158,13 @@ def olmo_rows() -> list[dict]:
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
+    """MAE per method over the tasks every method of the ladder scored (a task with no loss
+    falling as it rises has no two-step guess, so it leaves every method's mean)."""
     df = pd.DataFrame(rows)
     df["error"] *= 100
+    scored = df.groupby(["ladder", "recipe", "task"])["error"].transform(
+        lambda e: e.notna().all())
+    df = df[scored.to_numpy(dtype=bool)]
     allt = df.groupby(["ladder", "method"])["error"].mean().rename("MAE all tasks")
     pred = (df[df["predictable"]].groupby(["ladder", "method"])["error"]
             .agg(["mean", "size"]).rename(columns={"mean": "MAE predictable", "size": "n"}))

@@ -115,17 +115,6 @@ def fit_step_two(frame: pd.DataFrame, *, loss_metric: str, metric: str,
                seed=seed, n_starts=3)
 
 
-def choose_loss_metric(frame: pd.DataFrame, metric: str) -> tuple[str, str]:
-    """The loss that predicts task ``metric`` and why (:func:`.downstream.paired_loss` over
-    every checkpoint both log: the task's own loss, else the ``val/`` loss most correlated)."""
-    recipes = tuple(dict.fromkeys(frame["recipe"]))
-    chosen, why = paired_loss(frame, metric, recipes, points="all")
-    if chosen is None:
-        raise InputError(None, f"no loss to predict {metric} through: {why}", column="metric",
-                         fix="give --loss-metric")
-    return chosen, why
-
-
 # ------------------------------------------------------------------------------- per task
 
 
@@ -238,7 +227,10 @@ def downstream(
 def _one_task(rows, recipe, task, loss_metric, law, options, checkpoints, target, bootstrap,
               seed, holdout, cache) -> TaskPrediction:
     if loss_metric is None:
-        chosen, why = choose_loss_metric(rows, task)
+        chosen, why = paired_loss(rows, task, (recipe,), points="all")
+        if chosen is None:  # no loss falls as the task rises: nothing to predict it through
+            return TaskPrediction(task, recipe, "", why, False, (f"no loss: {why}",
+                                                                 *_verdict(rows, task)))
         why = why.split(", ", 1)[-1]  # "the val/ loss most correlated with it ... (rho ...)"
     else:
         chosen = loss_metric.format(task=task.removeprefix("ds/"))
