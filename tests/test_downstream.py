@@ -129,3 +129,12 @@ def test_cli_fit_of_step_two_matches_the_library(tmp_path, redpajama):
     assert json.loads(floored.stdout)["params"]["b"] == pytest.approx(0.5)
     wrong = runner.invoke(app, ["fit", "--example", "overtrain", "--floor", "baseline"])
     assert wrong.exit_code == 2 and "loss-to-accuracy" in wrong.stderr
+
+
+def test_a_task_no_loss_falls_with_is_unpredictable_not_an_error(redpajama):
+    res = downstream(redpajama, target=(6.9e9, 1.38e11), bootstrap=0, holdout=False,
+                     tasks=["ds/agi_eval_lsat_lr", "ds/piqa"])
+    lsat, piqa = res.tasks
+    assert not lsat.predictable and lsat.reasons[0].startswith("no loss: no val/ loss falls")
+    assert lsat.mean is None and lsat.step1 is None
+    assert piqa.predictable and "Spearman rho" in piqa.loss_metric_reason
