@@ -203,3 +203,34 @@ def test_build_the_default_corpus_into_the_user_cache(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert error_line(res) == ("error: Give a recipe file or --default, not both and not "
                                "neither.")
+
+
+def test_several_tokenizers_build_side_by_side_with_recipes_named_by_tokenizer(tmp_path):
+    """A tokenizer experiment: one folder per tokenizer, each arm its own recipe, and the same
+    text under both (more bytes per token with BPE)."""
+    res = run("build", corpus(tmp_path), "--out", tmp_path / "out", "--tokenizer", "byte",
+              "--tokenizer", "bpe:300", "--json", "-")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["tokenizers"]
+    assert set(out) == {"byte", "bpe-300"}
+    assert set(out["byte"]["recipes"]) == {"r.byte"} and set(out["bpe-300"]["recipes"]) == {
+        "r.bpe-300"}
+    assert out["bpe-300"]["tokenizer"]["kind"] == "bpe"
+    assert out["bpe-300"]["directory"] == str(tmp_path / "out" / "bpe-300")
+    for src in ("a", "b"):
+        byte, bpe = (out[k]["sources"][src]["val"]["bytes_per_token"] for k in ("byte", "bpe-300"))
+        assert byte == pytest.approx(1.0, abs=0.05) and bpe > 1.2 * byte
+    assert (tmp_path / "out" / "byte" / "manifest.json").exists()
+    res = run("check", tmp_path / "out" / "bpe-300", "--json", "-")  # each folder stands alone
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--tokenizer", "byte", "--tokenizer", "byte"], "byte is given twice"),
+    (["--tokenizer", "byte", "--tokenizer", "bpe:many"], "bpe:VOCAB"),
+    (["--tokenizer", "bpe:12"], "vocab"),
+])
+def test_bad_tokenizer_lists_exit_2(tmp_path, flags, expected):
+    res = run("build", corpus(tmp_path), "--out", tmp_path / "out", *flags)
+    assert res.exit_code == 2, res.output
+    assert expected in error_line(res)

@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from ..data.builder import build as build_tokens
+from ..data.builder import build_each
 from ..data.checks import CheckResult
 from ..data.checks import check as check_tokens
 from ..data.default import default_recipes
@@ -48,8 +49,10 @@ def build(
                                                    show_default=False)] = None,
     default: Annotated[bool, typer.Option("--default", help="Use the bundled default corpus "
                                           "(made in the user cache, no network).")] = False,
-    tokenizer: Annotated[str | None, typer.Option(help="byte or bpe (overrides the file).")
-                         ] = None,
+    tokenizer: Annotated[list[str] | None, typer.Option(
+        help="byte, bpe or bpe:VOCAB (overrides the file). Repeat it for a tokenizer "
+        "experiment: each tokenizer is built into OUT/<byte|bpe-VOCAB>, its recipes named "
+        "RECIPE.<byte|bpe-VOCAB>.")] = None,
     vocab: Annotated[int | None, typer.Option(help="BPE vocabulary size (overrides the file).")
                      ] = None,
     recipe: Annotated[list[str] | None, typer.Option(help="Build only this recipe "
@@ -66,6 +69,8 @@ def build(
     --default: the bundled corpus (Python's standard library and generated text).
 
     Example: ladder data build recipes.toml --out tokens --tokenizer bpe --vocab 4096
+
+    Tokenizer experiment: ladder data build recipes.toml --out tokens --recipe balanced --tokenizer byte --tokenizer bpe:4096 (then train each of tokens/byte and tokens/bpe-4096 and compare the two ladders: in bits/byte).
     """  # noqa: E501 - typer rewraps the help; a paragraph is one line
     if default == (recipes is not None):
         raise ValueError("Give a recipe file or --default, not both and not neither.")
@@ -75,8 +80,18 @@ def build(
         err.print(f"running code named by {cfg.path}: " + ", ".join(
             f"{fn} ({'registered filter' if registered else '--allow-code'})"
             for fn, registered in code.items()), markup=False, highlight=False, soft_wrap=True)
+    if tokenizer and len(tokenizer) > 1:
+        with phase_progress(quiet=json_out == "-") as progress:
+            results = build_each(cfg, out_dir, tokenizer, vocab=vocab, only=recipe,
+                                 progress=progress, allow_code=allow_code)
+        if emit_json(json_out, {"tokenizers": {k: r.to_dict() for k, r in results.items()}}):
+            return
+        for label, result in results.items():
+            _print_build(result, out_dir / label)
+        return
     with phase_progress(quiet=json_out == "-") as progress:
-        result = build_tokens(cfg, out_dir, tokenizer=tokenizer, vocab=vocab, only=recipe,
+        result = build_tokens(cfg, out_dir, tokenizer=tokenizer[0] if tokenizer else None,
+                              vocab=vocab, only=recipe,
                               progress=progress, allow_code=allow_code)
     if emit_json(json_out, result.to_dict()):
         return

@@ -41,7 +41,7 @@ Reading it (the trainer's API)::
     bpb = bits_per_byte(loss_nats_per_token, ds.bytes_per_token("val/stdlib-code"))
 """
 
-from .builder import BuildResult, build
+from .builder import BuildResult, build, build_each
 from .checks import CheckResult, Contamination, SourceCheck, check, contamination
 from .default import default_corpus, default_recipes
 from .filters import FilterChain, NearDuplicates, exact_duplicates, near_duplicates
@@ -53,7 +53,7 @@ from .tokenizers import BPETokenizer, ByteTokenizer, load_tokenizer, make_tokeni
 __all__ = [
     "BPETokenizer", "BuildResult", "ByteTokenizer", "CheckResult", "Contamination",
     "Document", "FilterChain", "NearDuplicates", "RecipeFile", "SourceCheck", "SourceReader",
-    "SourceSpec", "TokenDataset", "TokenStream", "bits_per_byte", "build", "check",
+    "SourceSpec", "TokenDataset", "TokenStream", "bits_per_byte", "build", "build_each", "check",
     "contamination", "default_corpus", "default_recipes", "exact_duplicates", "load_recipes",
     "load_tokenizer", "make_tokenizer", "mixture_plan", "near_duplicates", "open_tokens",
     "parse_recipes",

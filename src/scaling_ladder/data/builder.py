@@ -83,7 +83,8 @@ def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str |
     ----------
     recipes : path of a recipe file (TOML, see :mod:`.recipes`) or a parsed one.
     out : the directory to fill; a finished file in it is reused when it still matches.
-    tokenizer, vocab : override the file's ``[tokenizer]`` (``"byte"`` or ``"bpe"``).
+    tokenizer, vocab : override the file's ``[tokenizer]`` (``"byte"``, ``"bpe"`` or
+        ``"bpe:4096"``).
     only : recipe names to build (all sources are tokenized: each is a validation slice).
     progress : called as ``progress(phase, done, total)`` while bytes are processed.
     allow_code : run ``callable`` filters (``module:function`` named by the recipe file, i.e.
@@ -127,6 +128,38 @@ def build(recipes: str | Path | RecipeFile, out: str | Path, *, tokenizer: str |
     return BuildResult(out, manifest, state.written, state.reused, time.perf_counter() - t0)
 
 
+def build_each(recipes: str | Path | RecipeFile, out: str | Path, tokenizers: Sequence[str], *,
+               vocab: int | None = None, only: Sequence[str] | None = None,
+               progress: Progress | None = None, allow_code: bool = False
+               ) -> dict[str, BuildResult]:
+    """The same recipes built with several tokenizers side by side, for a tokenizer experiment.
+
+    ``tokenizers`` are ``"byte"``, ``"bpe"`` (``vocab`` or the file's) or ``"bpe:4096"``. Each
+    is built by :func:`build` into ``out/<label>`` (``byte``, ``bpe-4096``), its recipes named
+    ``<recipe>.<label>``: every arm of the experiment is its own recipe, so the ladders trained
+    on these folders can be compared in one table (in bits/byte: ``ladder compare``).
+    Returns the results by label.
+    """
+    cfg = recipes if isinstance(recipes, RecipeFile) else load_recipes(recipes)
+    names = _select(cfg, only)
+    specs = {}
+    for text in tokenizers:
+        spec = _override(cfg, str(text), vocab).tokenizer
+        label = "byte" if spec.kind == "byte" else f"bpe-{spec.vocab}"
+        if label in specs:
+            raise ValueError(f"The tokenizer {label} is given twice.")
+        specs[label] = spec
+    results = {}
+    for label, spec in specs.items():
+        renamed = {f"{r}.{label}": cfg.recipes[r] for r in cfg.recipes}
+        check = spec.train_on
+        spec = spec.model_copy(update={"train_on": f"{check}.{label}" if check else None})
+        one = cfg.model_copy(update={"tokenizer": spec, "recipes": renamed})
+        results[label] = build(one, Path(out) / label, only=[f"{r}.{label}" for r in names],
+                               progress=progress, allow_code=allow_code)
+    return results
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -137,8 +170,16 @@ def _version() -> str:
 
 
 def _override(cfg: RecipeFile, kind: str | None, vocab: int | None) -> RecipeFile:
+    """The file with its tokenizer overridden: ``kind`` is byte, bpe or bpe:VOCAB."""
     if kind is None and vocab is None:
         return cfg
+    kind, _, size = (kind or "").partition(":")
+    if size:
+        if not size.strip().isdigit():
+            raise ValueError(f"The tokenizer is byte, bpe or bpe:VOCAB (e.g. bpe:4096). "
+                             f"Got {kind}:{size}.")
+        vocab = int(size)
+    kind = kind.strip() or None
     spec = cfg.tokenizer.model_dump()
     spec.update({k: v for k, v in (("kind", kind), ("vocab", vocab)) if v is not None})
     try:
