@@ -117,3 +117,17 @@ def test_the_report_draws_and_tabulates_losses_in_bits_per_byte():
     assert "Loss-based (bits/byte; lower is better)" in md
     assert "compared in bits/byte" in md
     assert "(nats/token" not in md  # no table or plot labelled in per-token loss
+
+
+def test_unit_ranking_shows_both_orders_at_the_largest_shared_scale():
+    from scaling_ladder.compare.tokenizers import unit_ranking
+
+    f = sl.from_frame(tokenizer_ladder()).frame
+    table = unit_ranking(f, "val/x")
+    assert list(table["recipe"]) == ["bpe", "byte"]  # bits/byte order: BPE first
+    assert list(table["rank_per_byte"]) == [1, 2] and list(table["rank_per_token"]) == [2, 1]
+    top = f[f["final"]]
+    assert table["params"].iloc[0] == top["params"].max()
+    bpe = table.iloc[0]
+    assert bpe["nats_per_token"] == pytest.approx(bpe["bits_per_byte"] * math.log(2) * 4.0)
+    assert unit_ranking(f[f["recipe"] == "byte"], "val/x") is None  # one tokenizer

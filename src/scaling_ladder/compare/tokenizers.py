@@ -105,5 +105,47 @@ def matched_note(frame: pd.DataFrame, match: str) -> str | None:
             f"amount of text per tokenizer{bpt}")
 
 
+def unit_ranking(frame: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    """The trap made visible: each recipe's ``metric`` in nats/token and in bits/byte, ranked
+    both ways, at the largest (N, D) every recipe was trained at (final checkpoints, seeds
+    averaged). ``frame`` holds the losses as written (before :func:`common_units`). None when
+    the recipes share a tokenizer, or no scale is shared, or a unit is unknown.
+
+    Columns: recipe, tokenizer, params, tokens, nats_per_token, bits_per_byte,
+    rank_per_token, rank_per_byte (1 = lowest loss); rows in bits/byte order.
+    """
+    toks = tokenizers(frame)
+    if len(set(toks.values())) < 2 or NOT_GIVEN in toks.values():
+        return None
+    rows = frame[(frame["metric"] == metric) & (frame["kind"] == "loss")
+                 & frame["final"].astype(bool)]
+    if "cooldown_of" in rows:  # a WSD run's branches end earlier: the run's own end only
+        rows = rows[rows["cooldown_of"].isna()]
+    unit = rows["unit"] if "unit" in rows else pd.Series(NATS_PER_TOKEN, index=rows.index)
+    bpb = in_bits_per_byte(rows)
+    if "bytes_per_token" in rows:
+        per_token = rows["bytes_per_token"].to_numpy(dtype=float) * np.log(2) * bpb
+    else:
+        per_token = np.full(len(rows), np.nan)
+    nats = np.where((unit == BITS_PER_BYTE).to_numpy(), per_token, rows["value"].to_numpy())
+    rows = rows.assign(nats_per_token=nats, bits_per_byte=bpb)
+    cells = rows.groupby(["params", "tokens"])["recipe"].nunique()
+    shared = cells[cells == len(toks)]
+    if shared.empty:
+        return None
+    params, tokens = max(shared.index, key=lambda c: (c[0] * c[1], c[0]))
+    at = rows[(rows["params"] == params) & (rows["tokens"] == tokens)]
+    out = at.groupby("recipe", sort=True)[["nats_per_token", "bits_per_byte"]].mean()
+    if out.isna().any().any():
+        return None
+    out["rank_per_token"] = out["nats_per_token"].rank(method="min").astype(int)
+    out["rank_per_byte"] = out["bits_per_byte"].rank(method="min").astype(int)
+    out = out.reset_index().assign(tokenizer=lambda d: d["recipe"].map(toks),
+                                   params=float(params), tokens=float(tokens))
+    return out.sort_values(["rank_per_byte", "recipe"])[
+        ["recipe", "tokenizer", "params", "tokens", "nats_per_token", "bits_per_byte",
+         "rank_per_token", "rank_per_byte"]].reset_index(drop=True)
+
+
 def _names(toks: dict[str, str]) -> str:
     return ", ".join(f"{r}: {t}" for r, t in toks.items())
