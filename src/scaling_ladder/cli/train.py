@@ -276,15 +276,23 @@ def demo(
                                           "runs and report (reused on a re-run).",
                                           callback=output(folder=True))] = Path(
         "ladder-demo"),
+    experiment: Annotated[str, typer.Option(
+        help="mixtures: 3 data mixtures compared against balanced; tokenizer: byte-level "
+        "against a 4k BPE on one mixture, decided in bits/byte with the per-token ranking "
+        "beside it.")] = "mixtures",
     json_out: JsonOut = None,
 ) -> None:
     """Run the whole loop on a tiny bundled ladder: data, plan, train, fit, compare, report.
 
     3 recipes x 5 sizes of byte-level proxies train on 2 CPU cores in a few minutes; run it
-    again to resume. Example: ladder demo --out ladder-demo
+    again to resume. Example: ladder demo --out ladder-demo; ladder demo --experiment
+    tokenizer --out tokenizer-demo
     """
-    from .. import demo as steps
+    from .. import demo, demo_tokenizer
 
+    if experiment not in ("mixtures", "tokenizer"):
+        raise ValueError(f"The --experiment option is mixtures or tokenizer. Got {experiment!r}.")
+    steps = demo_tokenizer if experiment == "tokenizer" else demo
     quiet = json_out == "-"
     with phase_progress(quiet) as progress:
         data_dir = steps.build_data(out_dir, progress=progress)
