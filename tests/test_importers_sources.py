@@ -41,8 +41,10 @@ def one_line_error(res, *needles):
 # ---------------------------------------------------------------- Hugging Face Trainer
 
 
-def _train(out_dir, n_layer, n_embd, *, tokens_logged, eval_sets, accumulation=1):
-    """Train a tiny GPT-2 for 6 steps with the real Trainer; checkpoints at steps 3 and 6."""
+def _train(out_dir, n_layer, n_embd, *, tokens_logged, eval_sets, accumulation=1,
+           tokenizer=None):
+    """Train a tiny GPT-2 for 6 steps with the real Trainer; checkpoints at steps 3 and 6
+    (and the tokenizer, when given, saved in the run folder as a training script does)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
@@ -61,9 +63,24 @@ def _train(out_dir, n_layer, n_embd, *, tokens_logged, eval_sets, accumulation=1
     trainer = Trainer(model=model, args=args, train_dataset=data,
                       eval_dataset=evals if len(evals) > 1 else evals[eval_sets[0]])
     trainer.train()
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
     return {"total": model.num_parameters(),
             "nonembed": model.num_parameters(exclude_embeddings=True),
             "history": trainer.state.log_history}
+
+
+def _word_tokenizer(folder):
+    """A 64-word tokenizer saved and loaded back, as a run would name it (its folder)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    words = ["[UNK]", "[EOS]"] + [f"w{i}" for i in range(62)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]",
+                            eos_token="[EOS]").save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +91,8 @@ def hf_runs(tmp_path_factory):
     pytest.importorskip("accelerate")
     root = tmp_path_factory.mktemp("hf") / "out"
     truth = {"run-small": _train(root / "run-small", 1, 16, tokens_logged=True,
-                                 eval_sets=["c4", "wiki"]),
+                                 eval_sets=["c4", "wiki"],
+                                 tokenizer=_word_tokenizer(tmp_path_factory.mktemp("toy-words"))),
              "run-big": _train(root / "run-big", 2, 32, tokens_logged=False,
                                eval_sets=["eval"], accumulation=2)}
     return root, truth
@@ -115,6 +133,9 @@ def test_hf_folder_of_runs_gives_each_run_its_counted_n_tokens_and_losses(hf_run
                 assert row.tokens == row.step * 4 * 2 * SEQ
     small, big = f[f["run"] == "run-small"], f[f["run"] == "run-big"]
     assert sorted(set(small["metric"])) == ["train", "val/c4", "val/wiki"]
+    # the tokenizer the run saved: its class and 64 ids; run-big saved none
+    assert set(small["tokenizer"]) == {"PreTrainedTokenizer-64"}
+    assert big["tokenizer"].isna().all()
     assert sorted(set(big["metric"])) == ["train", "val/eval"]
     assert len(small) == 6 + 2 * 2 and len(big) == 6 + 2
     assert set(small["tokens_from"]) == {"num_input_tokens_seen"}

@@ -17,7 +17,9 @@ which. N: ``--params``, or counted from ``config.json`` as the trainer counts it
 allocated; exact for every architecture transformers knows, MoE included, where a formula
 from the config is not). ``params`` is the total (``--params-from config-nonembed``: without
 the embedding matrices, as ``num_parameters(exclude_embeddings=True)``), with
-``params_total`` and ``params_nonembed`` beside it.
+``params_total`` and ``params_nonembed`` beside it. ``tokenizer``: the one the run saved
+(``tokenizer_config.json``), so losses of runs with different tokenizers are compared in
+bits/byte and never in nats/token.
 
 >>> obs = read_hf("out/", seq_len=2048)                                  # doctest: +SKIP
 """
@@ -152,7 +154,36 @@ def _run_rows(run_dir: Path, name: str, meta: Meta, seq_len, eval_name) -> pd.Da
             for (metric, step), (seen, x) in latest.items()]
     raw = pd.DataFrame(rows, columns=["run", "params", "tokens", "metric", "kind", "value",
                                       "step", "_line"])
-    return with_meta(raw, m).assign(tokens_from=tokens_from)
+    out = with_meta(raw, m).assign(tokens_from=tokens_from)
+    tokenizer = _tokenizer_name(folder, run_dir)
+    return out.assign(tokenizer=tokenizer) if tokenizer else out
+
+
+def _tokenizer_name(folder: Path, run_dir: Path) -> str | None:
+    """The tokenizer a run saved beside its checkpoints (``tokenizer_config.json``): the last
+    part of its ``name_or_path`` (else its class, ``Fast`` dropped), with the vocabulary size
+    of ``tokenizer.json`` or the model's ``config.json`` (``gpt2-50257``). A loss compared
+    across tokenizers needs it: :mod:`scaling_ladder.compare.tokenizers`. None when no
+    tokenizer was saved."""
+    places = [folder, run_dir, *sorted(run_dir.glob("checkpoint-*"), reverse=True)]
+    found = next((d for d in places if (d / "tokenizer_config.json").is_file()), None)
+    if found is None:
+        return None
+    cfg = _load_json(found / "tokenizer_config.json")
+    # a fast and a slow tokenizer of one vocabulary are one tokenizer
+    name = Path(str(cfg.get("name_or_path") or "")).name or re.sub(
+        r"Fast$", "", str(cfg.get("tokenizer_class") or "tokenizer"))
+    vocab = None
+    if (found / "tokenizer.json").is_file():  # ids of the vocabulary and the added tokens
+        t = _load_json(found / "tokenizer.json")
+        words = (t.get("model") or {}).get("vocab")
+        ids = [*(words.values() if isinstance(words, dict) else []),
+               *(a.get("id") for a in t.get("added_tokens") or [] if isinstance(a, dict))]
+        ids = [i for i in ids if isinstance(i, int)]
+        vocab = max(ids) + 1 if ids else None
+    if vocab is None and (found / "config.json").is_file():
+        vocab = _load_json(found / "config.json").get("vocab_size")
+    return f"{name}-{vocab}" if isinstance(vocab, int) else name
 
 
 def _metric(key: str, eval_name: str) -> str | None:
