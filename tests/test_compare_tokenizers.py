@@ -59,6 +59,9 @@ def test_compare_decides_in_bits_per_byte_and_says_so(tmp_path):
     assert out["recipes"]["bpe"]["predicted_delta"] < 0
     assert any("compared in bits/byte" in n and "byte: byte-256" in n for n in out["notes"])
     assert any("matched by tokens (N, D), not bytes" in n for n in out["notes"])
+    ranks = {r["recipe"]: (r["rank_per_byte"], r["rank_per_token"]) for r in out["per_token"]}
+    assert ranks == {"bpe": (1, 2), "byte": (2, 1)}  # the trap, beside the decision
+    assert sl.Comparison.from_dict(out).per_token["recipe"].tolist() == ["bpe", "byte"]
     table = runner.invoke(app, ["compare", str(path), "--baseline", "byte", *QUICK])
     assert table.exit_code == 0, table.output
     assert "val/x per scale (bits/byte)" in table.stdout
@@ -131,3 +134,16 @@ def test_unit_ranking_shows_both_orders_at_the_largest_shared_scale():
     bpe = table.iloc[0]
     assert bpe["nats_per_token"] == pytest.approx(bpe["bits_per_byte"] * math.log(2) * 4.0)
     assert unit_ranking(f[f["recipe"] == "byte"], "val/x") is None  # one tokenizer
+
+
+def test_the_reports_decision_shows_the_per_token_ranking_beside_it():
+    from scaling_ladder.report import build_report
+
+    obs = sl.from_frame(tokenizer_ladder())
+    cmp = sl.compare(obs, baseline="byte", metric="val/x",
+                     options=sl.CompareOptions(bootstrap=30, slice_bootstrap=5, gate_bootstrap=0))
+    report = build_report(obs, metric="val/x", baseline="byte", compare=cmp, bootstrap=5)
+    decision = next(s for s in report.sections if s.key == "decision")
+    table = next(t for t in decision.tables if "rank per token" in t.columns)
+    assert [r[0] for r in table.rows] == ["bpe", "byte"]
+    assert "per token it would be byte > bpe, the wrong winner" in table.caption

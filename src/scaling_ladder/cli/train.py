@@ -312,4 +312,14 @@ def demo(
     out.print(t)
     for reason in result.reasons:
         out.print(f"  {reason}", markup=False)
+    per_token = json.loads((out_dir / "comparison.json").read_text()).get("per_token")
+    if per_token:  # the tokenizer experiment: the trap beside the decision
+        t = DataTable(title=f"{steps.METRIC} at the largest proxy: decided per byte, not per "
+                      "token")
+        for col in ("recipe", "bits/byte", "rank", "nats/token", "rank per token"):
+            t.add_column(col, justify="left" if col == "recipe" else "right")
+        for r in per_token:
+            t.add_row(r["recipe"], f"{r['bits_per_byte']:.4f}", str(r["rank_per_byte"]),
+                      f"{r['nats_per_token']:.4f}", str(r["rank_per_token"]))
+        out.print(t)
     out.print(f"report: {result.report}")

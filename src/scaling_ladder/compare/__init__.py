@@ -186,7 +186,7 @@ def compare(
         warnings=tuple(_warnings(jf, prim, predictions, flagged, own, target=target,
                                  metric=metric, largest=largest["scale"],
                                  level=options.level)),
-        flags=flagged, backtest=own, ranking=order, units=prep.units)
+        flags=flagged, backtest=own, ranking=order, units=prep.units, per_token=prep.per_token)
 
 
 def _proxies(table: pd.DataFrame, target: Target) -> tuple[pd.DataFrame, tuple[float, float]]:

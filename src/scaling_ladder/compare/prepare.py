@@ -28,7 +28,7 @@ from ..observations.table import Observations, _closest, _listing, from_frame
 from .budgets import cut_to_budgets
 from .ranking import RankAtScale
 from .scales import final_values, observed_ranking, per_scale_table
-from .tokenizers import common_units, matched_note
+from .tokenizers import common_units, matched_note, unit_ranking
 
 AVERAGE = "ds/average"
 SLICE_AVERAGE = "val/average"  # mean loss over the other val/ slices: the regression aggregate
@@ -64,6 +64,7 @@ class Prepared:
     observed: RankAtScale | None = None
     cuts: tuple[dict[str, Any], ...] = ()
     units: str = "nats/token"    # of the decision metric: nats/token, bits/byte or accuracy
+    per_token: pd.DataFrame | None = None  # across tokenizers: both units' rankings
 
 
 def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | None,
@@ -76,6 +77,7 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
         frame = frame[frame["metric"] != "train"]
         notes.append("training loss set aside: each recipe trains on its own data, so it is not "
                      "comparable across recipes (held-out slices are)")
+    per_token = unit_ranking(frame, metric)
     frame, units, unit_notes = common_units(frame, metric, where=where)
     notes += unit_notes
     labels = protocol_labels(frame)
@@ -141,7 +143,7 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
     return Prepared(frame, frame_all, labels, protocol, metric, match, table, recipes, missing,
                     where, tuple(notes), kind=kind, paired_loss=paired, paired_loss_how=how,
                     observed=observed_ranking(table, metric, baseline=baseline), cuts=cuts,
-                    units=units)
+                    units=units, per_token=per_token)
 
 
 def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | None, *,

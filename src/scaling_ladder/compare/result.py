@@ -54,6 +54,9 @@ class Comparison:
     backtest: OwnBacktest | None = None  # leave-largest-out: the fit vs one size down
     ranking: TargetOrder | None = None  # the recipes' order at the target, best first
     units: str = "nats/token"  # of the decision metric: nats/token, bits/byte or accuracy
+    # recipes of different tokenizers: the metric per token and per byte, ranked both ways at
+    # the largest shared scale (compare.tokenizers.unit_ranking); None otherwise
+    per_token: pd.DataFrame | None = None
 
     @property
     def matched(self) -> str:
@@ -101,6 +104,7 @@ class Comparison:
                                "is better; accuracy: positive is better); gain = improvement",
             "params_convention": "as given in the params column",
             "units": self.units, "match": self.match, "matched": self.matched,
+            "per_token": self.per_token,
             "target": self.target.to_dict(),
             "baseline_predicted": None if base.empty else base["predicted"].iloc[0],
             "recipes": {r: self.recipe_summary(r) for r in self.recipes if r != self.baseline},
@@ -141,7 +145,7 @@ class Comparison:
                 "decision_accuracy", "predictions", "regressions", "near_chance", "downstream",
                 "protocols", "gates", "rule", "options", "notes", "set_aside"}
         known = need | {"sign_convention", "params_convention", "baseline_predicted",
-                        "ranking_at_target", "units", "matched"} | {
+                        "ranking_at_target", "units", "matched", "per_token"} | {
             f.name for f in fields(cls)}
         if not isinstance(d, dict):
             raise InputError(source, "is not a comparison (not a JSON object)", fix=fix)
@@ -198,6 +202,8 @@ class Comparison:
                                                real(b["naive_error"]), int(b["n_deltas"]))
             if "units" in d:  # files written before tokenizers were compared have none
                 more["units"] = d["units"]
+            if d.get("per_token"):
+                more["per_token"] = table(d["per_token"])
             if d.get("ranking_at_target"):
                 more["ranking"] = TargetOrder.from_dict(d["ranking_at_target"])
             return cls(

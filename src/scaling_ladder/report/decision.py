@@ -56,6 +56,9 @@ def decision(a: Analysis) -> Section:
                     "is set aside (decided on). The compute multiplier is how many times the "
                     "target compute a recipe needs to reach the baseline's predicted loss (below "
                     "1: it saves compute).")]
+    units = _units_table(cmp)
+    if units is not None:
+        tables.append(units)
     if reason_rows:
         tables.append(Table(("recipe", "reason"), tuple(reason_rows),
                             "Why: each recipe's reasons under the decision rule, in its words."))
@@ -73,6 +76,29 @@ def decision(a: Analysis) -> Section:
                   f"(from {basis}).")
     return Section(key, title, intro, tuple(tables), notes=tuple(notes),
                    verdict=cmp.decision, warnings=warnings)
+
+
+def _units_table(cmp) -> Table | None:
+    """Recipes of different tokenizers: the decision metric per byte (what decides) beside its
+    per-token reading, each ranked, at the largest scale every recipe was trained at."""
+    t = cmp.per_token
+    if t is None or not len(t):
+        return None
+    rows = tuple((str(r.recipe), str(r.tokenizer), num(r.bits_per_byte, 4),
+                  num(r.rank_per_byte), num(r.nats_per_token, 4), num(r.rank_per_token))
+                 for r in t.itertuples())
+    by_token = " > ".join(t.sort_values("rank_per_token")["recipe"])
+    by_byte = " > ".join(t["recipe"])
+    same = by_token == by_byte
+    at = f"N = {count(t['params'].iloc[0])}, D = {count(t['tokens'].iloc[0])} tokens"
+    caption = (f"Observed at {at}, the largest scale every recipe was trained at. The recipes "
+               "differ in tokenizer, so they are compared in bits/byte (Gao et al. 2020): a "
+               "BPE token carries several bytes, and its loss per token is the larger for the "
+               f"same text. Best first per byte: {by_byte}; per token "
+               + ("the order is the same." if same else
+                  f"it would be {by_token}, the wrong winner."))
+    return Table(("recipe", "tokenizer", f"{cmp.metric} bits/byte", "rank (decides)",
+                  f"{cmp.metric} nats/token", "rank per token"), rows, caption)
 
 
 def gather_warnings(a: Analysis) -> tuple[str, ...]:
