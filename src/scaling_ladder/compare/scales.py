@@ -344,8 +344,11 @@ def _trend(rows: pd.DataFrame, gain: np.ndarray, level: float):
 
 def reference_scale(t: pd.DataFrame) -> str:
     """The largest-compute scale holding the most recipes (one metric's rows)."""
-    info = t.groupby("scale").agg(n=("recipe", "size"), flops=("flops", "first"))
-    return info.sort_values(["n", "flops"]).index[-1]
+    # what t.groupby("scale").agg(n=size, flops=first).sort_values(["n", "flops"]).index[-1]
+    # says, in arrays: that costs 35 ms a call, and compare calls it once per metric and more
+    scales, first, n = np.unique(t["scale"].to_numpy(), return_index=True, return_counts=True)
+    flops = t["flops"].to_numpy()[first]
+    return scales[np.lexsort((flops, n))[-1]]
 
 
 def proxy_accuracy(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
