@@ -78,6 +78,16 @@ def test_fit_chinchilla_is_the_saved_one(tmp_path):
     same(reduce_fit(run_json(FIT, tmp_path)), want, "fit")
 
 
+def test_fit_is_the_same_whatever_jobs(tmp_path):
+    want = json.loads((SAVED / "fit_chinchilla.json").read_text())
+    same(reduce_fit(run_json(FIT, tmp_path, ["--jobs", "1"])), want, "fit --jobs 1")
+
+
+def test_jobs_below_one_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, [*FIT, "--bootstrap", "10", "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output
+
+
 @pytest.mark.slow
 def test_compare_overtrain_is_the_saved_one(tmp_path):
     want = json.loads((SAVED / "compare_overtrain.json").read_text())
