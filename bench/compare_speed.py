@@ -10,9 +10,11 @@ checkpoints only.
 The baseline of the same run is the cost per recipe of the smallest ladder (5 recipes): a
 compare that scales linearly in recipes x sizes takes ``R / 5`` times as long; the ratio printed
 is measured time / that linear extrapolation (<= 1: at least linear). Goals (issue 16): 26
-recipes in <= 20 s, 256 recipes x 2 sizes in <= 60 s.
+recipes in <= 20 s, 256 recipes x 2 sizes in <= 60 s. A second baseline of the same run is
+the smallest ladder compared in one process (``--jobs 1``): its ratio to the same ladder on
+every core is what the processes buy on this machine at its present load.
 
-    python bench/compare_speed.py [--recipes 5 26 100 256] [--bootstrap 100]
+    python bench/compare_speed.py [--recipes 5 26 100 256] [--bootstrap 100] [--jobs N]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 
 import scaling_ladder as sl
 from scaling_ladder import CompareOptions, compare
+from scaling_ladder.laws.fit import jobs
 from scaling_ladder.laws.forms import ChinchillaLaw
 
 SLICES = {"val/pile_cc": 0.4, "val/github": 0.2, "val/arxiv": 0.2, "val/wiki": 0.2}
@@ -78,21 +81,30 @@ def main() -> None:
     ap.add_argument("--recipes", type=int, nargs="+", default=[5, 26, 100, 256])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--shapes", nargs="+", default=["curves", "regmix"])
+    ap.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
     args = ap.parse_args()
     for shape in args.shapes:
         make = ladder if shape == "curves" else regmix_ladder
         print(f"{shape}: {'3 sizes x 8 checkpoints' if shape == 'curves' else '2 sizes, final'}"
               f" x 5 slices, bootstrap {args.bootstrap}")
+        smallest = make(min(args.recipes))
+        with jobs(1):
+            t1, _ = timed(smallest, args.bootstrap)
         per = None
-        for r in args.recipes:
-            frame = make(r)
-            t, c = timed(frame, args.bootstrap)
-            per = per or t / r
+        for r in sorted(args.recipes):
+            frame = smallest if r == min(args.recipes) else make(r)
+            with jobs(args.jobs):
+                t, c = timed(frame, args.bootstrap)
+            if per is None:
+                per = t / r
+                print(f"  baseline: {r} recipes in one process {t1:.2f} s; on "
+                      f"{args.jobs or 'every'} core(s) {t:.2f} s = {t / t1:.2f}x")
             goal = GOALS.get((shape, r))
             verdict = ("" if goal is None else
                        f" goal <= {goal:g} s: {'met' if t <= goal else 'MISSED'}")
             print(f"  {r:4d} recipes {len(frame):7,d} rows  {t:7.2f} s  "
-                  f"{t / r:6.3f} s/recipe  vs linear {t / (per * r):5.2f}x{verdict}")
+                  f"{t / r:6.3f} s/recipe  vs linear {t / (per * r):5.2f}x{verdict}",
+                  flush=True)
 
 
 if __name__ == "__main__":

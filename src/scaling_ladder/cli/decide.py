@@ -23,6 +23,7 @@ from .common import (
     print_notes,
     progress_bar,
 )
+from .jobs import Jobs
 
 # ------------------------------------------------------------------------ compare, simulate
 
@@ -86,6 +87,7 @@ def compare_verb(
     gate_bootstrap: Annotated[int, typer.Option(help="Resamples of each stage gate's fit (0: "
                                                 "no stage gates).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    jobs: Jobs = None,
     json_out: JsonOut = None,
 ) -> None:
     """Compare recipes across scales against a baseline and decide go / no-go.
@@ -98,6 +100,7 @@ def compare_verb(
     """
     from ..compare import CompareOptions
     from ..compare import compare as run_compare
+    from ..laws.fit import jobs as processes
 
     if not baseline:
         raise ValueError("Name the baseline recipe with --baseline.")
@@ -106,7 +109,7 @@ def compare_verb(
     options = CompareOptions(law=law, bootstrap=bootstrap, slice_bootstrap=slice_bootstrap,
                              gate_bootstrap=gate_bootstrap, match=match,
                              fit_checkpoints=checkpoints, protocol=protocol)
-    with progress_bar("compare", quiet=json_out == "-") as progress:
+    with processes(jobs), progress_bar("compare", quiet=json_out == "-") as progress:
         result = run_compare(obs, baseline=baseline, metric=metric, target_params=target_params,
                              target_tokens=target_tokens, target_flops=target_flops, rule=rule,
                              options=options, seed=seed, progress=progress)

@@ -14,6 +14,7 @@ from ..format import count
 from ..laws.compute import isoflop as isoflop_analysis
 from ..laws.compute import optimal as optimal_allocation
 from ..laws.fit import LawFit
+from ..laws.fit import jobs as processes
 from ..laws.forms import make_law
 from ..laws.holdout import holdout as holdout_eval
 from ..laws.twostep import TaskOptions, step_two_baseline, step_two_rows, task_law
@@ -43,6 +44,7 @@ from .common import (
     progress_bar,
     selection_table,
 )
+from .jobs import Jobs
 
 # ------------------------------------------------------------------------------ the verbs
 
@@ -82,6 +84,7 @@ def fit(
                      ] = None,
     smooth: Annotated[int | None, typer.Option(help="Step 2: moving average over this many "
                                                "checkpoints.")] = None,
+    jobs: Jobs = None,
     json_out: JsonOut = None,
 ) -> None:
     """Fit a scaling law with a robust multi-start estimator and bootstrap CIs.
@@ -111,7 +114,8 @@ def fit(
     else:
         obs = load(paths, example, experiment, recipe, metric, where, checkpoints or "all")
     share = tuple(s.strip() for s in shared.split(",") if s.strip()) if shared else ()
-    with progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) as progress:
+    with processes(jobs), progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) \
+            as progress:
         result = form.fit(obs, loss=loss, bootstrap=bootstrap, seed=seed, by=by, shared=share,
                           weights=weights, progress=progress)
     if emit_json(json_out, {**result.to_dict(), "selection": dict(obs.set_aside)}):

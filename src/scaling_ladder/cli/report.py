@@ -32,6 +32,7 @@ from .common import (
     write_json,
 )
 from .decide import RulePath
+from .jobs import Jobs
 
 # ------------------------------------------------------------------------- report, check
 
@@ -94,6 +95,7 @@ def report_verb(
                                           "model size from the fits made here.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     title: Annotated[str | None, typer.Option(help="The report's title.")] = None,
+    jobs: Jobs = None,
     json_out: JsonOut = None,
 ) -> None:
     """Write the scaling report: one self-contained HTML page (or Markdown).
@@ -106,6 +108,7 @@ def report_verb(
     """
     from ..compare import CompareOptions, Comparison
     from ..compare.decide import Rule
+    from ..laws.fit import jobs as processes
     from ..report import build_report
     from ..report.render import report_format
 
@@ -133,7 +136,7 @@ def report_verb(
         checked = _read_result(checks_path, "data checks written by ladder data check --json",
                                "write it with ladder data check DIR --json FILE")
     target = (target_params, target_tokens) if target_params is not None else None
-    with progress_bar("report", quiet=json_out == "-") as progress:
+    with processes(jobs), progress_bar("report", quiet=json_out == "-") as progress:
         result = build_report(obs, metric=metric, fit=fitted,
                               compare=True if decide else compared, checks=checked,
                               target=target, baseline=baseline, law=law, bootstrap=bootstrap,

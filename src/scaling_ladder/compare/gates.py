@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..laws.compute import flops_6nd
+from ..laws.fit import fork_map
 from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
-from .joint import joint_fit, recipe_draws
+from .joint import JointFit, joint_fit, recipe_draws
 from .predict import prediction_rows
 from .sanity import observed_p_better
 from .scales import better_sign, fmt_count, survival
@@ -102,23 +103,28 @@ def stage_gates(fit_frame: pd.DataFrame, table: pd.DataFrame, *, baseline: str, 
     else:
         base = table[table["recipe"] == baseline]
         tpp = float(np.median(base["tokens"] / base["params"]))
-    out = []
+    gates = []
     for i, name in ((0, "small -> medium"), (1, "medium -> large")):
         cut, nxt = float(stages[i][-1]), float(stages[i + 1][-1])
-        gate_target = Target(nxt, nxt * tpp, float(flops_6nd(nxt, nxt * tpp)), "tokens-per-param")
-        out.append(_gate(name, fit_frame, table, cut, gate_target, baseline=baseline, law=law,
-                         variant=variant, rule=rule, options=options, seed=seed,
-                         ticker=ticker))
+        gates.append((name, cut, Target(nxt, nxt * tpp, float(flops_6nd(nxt, nxt * tpp)),
+                                        "tokens-per-param")))
+
+    def gate_fit(cut: float) -> JointFit:
+        return joint_fit(law, fit_frame[fit_frame["params"] <= cut * (1 + 1e-9)],
+                         baseline=baseline, variants=(variant,),
+                         bootstrap=options.gate_bootstrap, seed=seed, n_starts=2)
+
+    # the gates' fits are independent: side by side
+    fits = fork_map(gate_fit, [cut for _, cut, _ in gates],
+                    done=lambda _: ticker.tick(options.gate_bootstrap))
+    out = [_gate(name, jf, table, cut, gate_target, baseline=baseline, rule=rule,
+                 options=options) for (name, cut, gate_target), jf in zip(gates, fits,
+                                                                         strict=True)]
     return out + [final_gate]
 
 
-def _gate(name, fit_frame, table, cut, gate_target, *, baseline, law, variant, rule, options,
-          seed, ticker) -> dict[str, Any]:
-    sub = fit_frame[fit_frame["params"] <= cut * (1 + 1e-9)]
+def _gate(name, jf, table, cut, gate_target, *, baseline, rule, options) -> dict[str, Any]:
     sub_table = table[table["params"] <= cut * (1 + 1e-9)]
-    jf = joint_fit(law, sub, baseline=baseline, variants=(variant,),
-                   bootstrap=options.gate_bootstrap, seed=seed,
-                   n_starts=2, progress=ticker.sub())
     rows = []
     if jf.fit is not None:
         draws = recipe_draws(jf.fit, gate_target, list(jf.fit.groups))

@@ -56,8 +56,9 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
                     tick: Callable[[int], None]) -> tuple[list[dict], dict[str, TaskLaw], list]:
     """Predictions at the target for every metric but the primary one (rows, task laws, notes).
 
-    The loss slices' fits are independent and run side by side (:func:`~scaling_ladder.laws.
-    fit.fork_map`); the tasks' sigmoids are cheap and follow in turn.
+    The loss slices' fits and the tasks' sigmoids are independent and run side by side
+    (:func:`~scaling_ladder.laws.fit.fork_map`): on a ladder with tens of tasks the sigmoids,
+    each a multi-start fit with its bootstrap, are most of the work.
     """
     from ..laws.fit import LawFit, fit, fork_map
 
@@ -77,23 +78,30 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
         except (InputError, ValueError) as exc:
             return exc
 
-    losses = [m for m in todo if kinds[m] == "loss"]
-    fitted = dict(zip(losses, fork_map(fit_slice, losses, done=lambda _: tick(bootstrap)),
+    def fit_task(metric: str) -> TaskLaw | Exception:
+        try:
+            return fit_task_law(frame, loss_metric=primary, metric=metric, bootstrap=bootstrap,
+                                seed=seed)
+        except (InputError, ValueError) as exc:
+            return exc
+
+    def fit_one(metric: str):
+        return fit_slice(metric) if kinds[metric] == "loss" else fit_task(metric)
+
+    fitted = dict(zip(todo, fork_map(fit_one, todo, done=lambda _: tick(bootstrap)),
                       strict=True))
     for metric in todo:
         try:
+            f = fitted[metric]
+            if f is None:
+                continue
+            if isinstance(f, Exception):
+                raise f
             if kinds[metric] == "loss":
-                f = fitted[metric]
-                if f is None:
-                    continue
-                if isinstance(f, Exception):
-                    raise f
                 draws = recipe_draws(f, target, list(f.groups))
                 method = f"joint {law.name} fit ({joint.variant}), {bootstrap} resamples"
             else:
-                task = fit_task_law(frame, loss_metric=primary, metric=metric,
-                                    bootstrap=bootstrap, seed=seed)
-                tasks[metric] = task
+                task = tasks[metric] = f
                 draws = {}
                 for r in task.fit.groups:
                     if r in primary_draws:
@@ -105,9 +113,6 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
         except (InputError, ValueError) as exc:
             notes.append(f"{metric}: not predicted at the target ({exc})")
             continue
-        finally:
-            if kinds[metric] != "loss":
-                tick(bootstrap)
         rows += prediction_rows(metric, kinds[metric], draws, baseline, level=level,
                                 min_gain=0.0, method=method)
     return rows, tasks, notes

@@ -93,6 +93,30 @@ def optimal_params(law, p: dict[str, float], flops: float) -> float:
     return float(np.exp(res.x))
 
 
+def _optimal_draws(law, rows: np.ndarray, flops: float) -> np.ndarray:
+    """N*, D*, L(N*, D*) and D*/N* (columns) under each row of parameters (K, p): Hoffmann et
+    al.'s closed form for every row at once where it applies (the report asks this of every
+    draw at dozens of budgets), :func:`optimal_params` row by row elsewhere."""
+    names = list(law.param_names)
+    col = {k: rows[:, names.index(k)] if k in names else None for k in ("A", "B", "alpha",
+                                                                       "beta")}
+    n = np.full(len(rows), np.nan)
+    closed = np.zeros(len(rows), bool)
+    if {"E", "A", "B", "alpha"} <= set(names) and law.inputs == ("params", "tokens"):
+        a = col["alpha"]
+        b = col["beta"] if col["beta"] is not None else a
+        closed = (a > 0) & (b > 0) & (col["A"] > 0) & (col["B"] > 0)
+        with np.errstate(all="ignore"):
+            g = (a * col["A"] / (b * col["B"])) ** (1.0 / (a + b))
+            n = np.where(closed, g * (flops / 6.0) ** (b / (a + b)), np.nan)
+    for i in np.flatnonzero(~closed):
+        n[i] = optimal_params(law, dict(zip(names, rows[i], strict=True)), flops)
+    d = np.asarray(tokens_6nd(flops, n), dtype=float)
+    with np.errstate(all="ignore"):  # row i at its own (N*, D*)
+        loss = law.evaluate(law.to_internal(rows)[None], {"params": n, "tokens": d})[0]
+    return np.stack([n, d, loss, d / n], axis=1)
+
+
 def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
     """Compute-optimal allocation N*(C), D*(C) = C / (6 N*) of a fitted L(N, D) law.
 
@@ -119,12 +143,8 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
     loss = float(law(p, params=n, tokens=d))
     ci, notes = {}, []
     if fit.draws is not None and len(fit.draws):
-        rows = []
-        for q in fit.draw_params(group):
-            nb = optimal_params(law, q, flops)
-            db = float(tokens_6nd(flops, nb))
-            rows.append((nb, db, float(law(q, params=nb, tokens=db)), db / nb))
-        lohi = percentile_interval(np.array(rows), fit.level)
+        lohi = percentile_interval(_optimal_draws(law, fit.draw_matrix(group), flops),
+                                   fit.level)
         ci = {k: Interval(float(lohi[0, i]), float(lohi[1, i]), fit.level)
               for i, k in enumerate(("params", "tokens", "loss", "tokens_per_param"))}
     if fit.ranges and "params" in fit.ranges:

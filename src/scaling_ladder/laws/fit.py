@@ -13,20 +13,30 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import OptimizeResult
 from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from ..observations.table import Observations
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .forms import Law, law_from_dict
-from .objective import SMALL, Problem, build_problem, public_names, public_values
+from .objective import (
+    BOOT_OPTIONS,
+    OPTIONS,
+    SMALL,
+    Problem,
+    build_problem,
+    public_names,
+    public_values,
+)
 
 # ------------------------------------------------------------------------------ the results
 
@@ -387,10 +397,16 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
                                       for r in group_rows])) if len(prob.y) > ROUGH_POINTS else prob
     rough = few.approach(np.stack(starts), np.tile(few.w, (len(starts), 1)))
     found = list(zip(rough.fun, rough.x))
+    # on a subsample the starts are only ranked: tolerances of a bootstrap refit do for that
+    screen = OPTIONS if few is prob else BOOT_OPTIONS
     if prob.n_free <= SMALL:  # L-BFGS-B alone too, from every start (objective.SMALL)
-        found += [(r.fun, r.x) for r in (few.minimize(s, few.w, newton=False) for s in starts)]
+        found += [(r.fun, r.x) for r in (few.minimize(s, few.w, screen, newton=False)
+                                         for s in starts)]
     promising = min(found, key=lambda c: c[0])[1]
-    best = prob.minimize(promising, prob.w)
+    if few is prob:
+        best = prob.minimize(promising, prob.w)
+    else:
+        best = _large(prob, few, promising)
     if prob.n_free <= SMALL and few is prob:
         other = prob.minimize(promising, prob.w, newton=False)
         best = other if other.fun < best.fun else best
@@ -405,7 +421,47 @@ def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, se
     return _result(prob, best, draws, frame, n_runs, level, by, shared, weights)
 
 
+def _large(prob: Problem, few: Problem, promising: np.ndarray) -> OptimizeResult:
+    """The optimum of a large table from a promising start: to the optimum of the subsample
+    first, where a step is cheap, so that only the last few Gauss-Newton steps are taken on
+    every point; L-BFGS-B follows only when those did not meet the tolerance (on a million
+    points, a step cost a second and L-BFGS-B from the optimum 15 evaluations to say so)."""
+    promising = few.minimize(promising, few.w).x
+    near = prob.approach(promising, prob.w, ftol=OPTIONS["ftol"])
+    if near.converged[0] and np.isfinite(near.fun[0]):
+        return OptimizeResult(x=near.x[0], fun=float(near.fun[0]), status=0, nit=near.nit,
+                              success=True)
+    start = near.x[0] if np.isfinite(near.fun[0]) else promising
+    # the sum over many points is not known to 1e-11: the gradient tolerance grows with them
+    return prob.minimize(start, prob.w, {**OPTIONS, "gtol": OPTIONS["gtol"] * len(prob.y)
+                                         / len(few.y)}, newton=False)
+
+
 _JOBS: list[tuple[Callable[[Any], Any], Any]] = []
+_WORKERS: list[int | None] = [None]  # processes for independent fits (None: every core)
+BOOT_CHUNKS = 8  # a bootstrap's resamples go in this many chunks (25 to 250 resamples each)
+
+
+def workers() -> int:
+    """Processes the independent fits and bootstrap chunks run in: :func:`jobs`' number, or
+    one per core."""
+    return _WORKERS[0] or os.cpu_count() or 1
+
+
+@contextmanager
+def jobs(n: int | None) -> Iterator[None]:
+    """Run the fits inside on at most ``n`` processes (``None``: one per core; ``1``: in this
+    process). The results are the same whatever ``n``: the work is cut the same way and
+    every piece is computed the same way, only where it runs changes (``ladder ... --jobs``).
+    """
+    if n is not None and not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"--jobs (jobs=) must be an integer >= 1. Got {n!r}.")
+    before = _WORKERS[0]
+    _WORKERS[0] = None if n is None else int(n)
+    try:
+        yield
+    finally:
+        _WORKERS[0] = before
 
 
 def _run_job(i: int) -> Any:
@@ -423,8 +479,8 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any], *,
     """
     global _JOBS
     items = list(items)
-    workers = min(os.cpu_count() or 1, len(items))
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
+    n_workers = min(workers(), len(items))
+    if n_workers < 2 or "fork" not in mp.get_all_start_methods():
         out = []
         for i, x in enumerate(items):
             out.append(fn(x))
@@ -434,7 +490,7 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any], *,
     _JOBS = [(fn, x) for x in items]
     try:
         out = [None] * len(items)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork")) as pool:
             futures = {pool.submit(_run_job, i): i for i in range(len(items))}
             for fut in as_completed(futures):
                 out[futures[fut]] = fut.result()
@@ -452,15 +508,16 @@ def _refit(prob: Problem, start: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _bootstrap(prob, start, wb, progress) -> np.ndarray:
-    """Refit every resample, side by side in chunks (:meth:`Problem.refit`), the chunks on all
-    cores when there is enough work."""
-    cores = os.cpu_count() or 1
-    size = int(np.clip(len(wb) / (4 * cores), 25, 250))
+    """Refit every resample, side by side in chunks (:meth:`Problem.refit`), the chunks on
+    :func:`workers` processes when there is enough work. The chunks do not depend on the
+    number of processes, so neither do the draws."""
+    size = int(np.clip(len(wb) / BOOT_CHUNKS, 25, 250))
     chunks = np.array_split(np.arange(len(wb)), max(1, round(len(wb) / size)))
-    workers = min(cores, len(chunks))
+    n_workers = min(workers(), len(chunks))
     done, rows = 0, [None] * len(chunks)
-    if workers > 1 and len(wb) * len(prob.y) >= 20_000 and "fork" in mp.get_all_start_methods():
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+    if n_workers > 1 and len(wb) * len(prob.y) >= 20_000 \
+            and "fork" in mp.get_all_start_methods():
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork")) as pool:
             futures = {pool.submit(_refit, prob, start, wb[c]): i for i, c in enumerate(chunks)}
             for fut in as_completed(futures):
                 rows[futures[fut]] = fut.result()

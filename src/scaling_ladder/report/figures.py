@@ -119,14 +119,32 @@ def _grid(fig: MplFigure, nrows: int = 1, ncols: int = 1, *, left: float = 0.75,
                             height_ratios=height_ratios)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075"
+                             "\u2076\u2077\u2078\u2079")
+
+
+def _power_of_ten(v: float, _pos=None) -> str:
+    """A log axis' tick as 10 with a Unicode superscript: matplotlib's own labels are mathtext
+    (``$10^{9}$``), whose parser took a sixth of the report's time."""
+    if not (np.isfinite(v) and v > 0):
+        return ""
+    e = round(float(np.log10(v)))
+    if abs(np.log10(v) - e) > 1e-9:
+        return f"{v:g}"
+    return "10" + str(e).translate(_SUPERSCRIPT)
+
+
 def _log(ax, *, x: bool = True, y: bool = True) -> None:
-    """Log scales without minor ticks (a third of the drawing time; the grid uses majors)."""
+    """Log scales without minor ticks (a third of the drawing time; the grid uses majors) and
+    without mathtext in the tick labels."""
     if x:
         ax.set_xscale("log")
         ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(_power_of_ten))
     if y:
         ax.set_yscale("log")
         ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
 
 
 def _plain_log(axis, *, counts: bool = False) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..laws.compute import flops_6nd
-from ..laws.fit import LawFit
+from ..laws.fit import LawFit, fork_map
 from ..laws.forms import make_law
 from ..observations.table import checkpoint_mask
 from .model import Analysis, RecipeFit
@@ -33,6 +33,7 @@ def fit_recipes(a: Analysis, given, *, law: str, bootstrap: int, holdout: bool,
     if given is not None:
         a.fits = _given_fits(a, given)
         return
+    todo = []
     for recipe in a.recipes:
         rows = a.main[a.main["recipe"] == recipe]
         sub, selection = _fit_rows(rows)
@@ -42,29 +43,22 @@ def fit_recipes(a: Analysis, given, *, law: str, bootstrap: int, holdout: bool,
             top = sizes.max()
             heldout = frozenset(rows.loc[rows["params"] == top, "run_id"])
             sub = sub[sub["params"] < top]
-        form = make_law(law)
-        step = max(bootstrap, 1)
+        todo.append((recipe, sub, heldout, selection))
+    form = make_law(law)
 
+    def one(item) -> LawFit | Exception:
         try:
-            fitted = form.fit(sub, bootstrap=bootstrap, seed=seed, progress=_Ticks(a.tick))
+            return form.fit(item[1], bootstrap=bootstrap, seed=seed)
         except (InputError, ValueError) as exc:
-            a.notes.append(f"recipe {recipe}: the {law} law could not be fitted ({exc})")
-            a.tick(step)
+            return exc
+
+    # the recipes' fits are independent: side by side, each ticking as it ends
+    fitted = fork_map(one, todo, done=lambda _: a.tick(max(bootstrap, 1)))
+    for (recipe, _, heldout, selection), f in zip(todo, fitted, strict=True):
+        if isinstance(f, Exception):
+            a.notes.append(f"recipe {recipe}: the {law} law could not be fitted ({f})")
             continue
-        if not bootstrap:
-            a.tick(1)
-        a.fits[recipe] = RecipeFit(fitted, None, heldout, selection)
-
-
-class _Ticks:
-    """A fit's ``progress(done, total)`` turned into increments of the report's progress."""
-
-    def __init__(self, tick) -> None:
-        self.tick, self.last = tick, 0
-
-    def __call__(self, done: int, total: int) -> None:
-        self.tick(done - self.last)
-        self.last = done
+        a.fits[recipe] = RecipeFit(f, None, heldout, selection)
 
 
 def _fit_rows(rows: pd.DataFrame, per_run: int = 24) -> tuple[pd.DataFrame, str]:
