@@ -152,7 +152,7 @@ def compare(
                           no_prediction="; ".join(jf.notes) if jf.fit is None else "",
                           n_sizes=n_sizes, missing=prep.missing.get(r, ""),
                           flags=flagged.get(r, ()) + ((not_fit,) if not_fit else ()),
-                          scale=scale)
+                          scale=scale, loss_units=prep.loss_units)
             decisions[r] = decide(ev, rule)
     rows = predictions[predictions["metric"] == metric]
     order = default_order(proxies, n, d, dict(zip(rows["recipe"], rows["predicted"])),
@@ -164,7 +164,8 @@ def compare(
     if jf.fit is not None and options.gate_bootstrap > 0 and fitted == metric:
         gates = stage_gates(pred["fit_rows"](metric), prim, baseline=baseline, law=pred["law"],
                             variant=jf.variant, target=target, rule=rule, options=options,
-                            decisions=decisions, seed=seed, ticker=ticker)
+                            decisions=decisions, seed=seed, ticker=ticker,
+                            loss_units=prep.loss_units)
     protocols = None
     if prep.labels is not None:
         protocols = compare_protocols(prep.frame_all, prep.labels, metric=metric,
@@ -302,7 +303,7 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
     regressions = regression_table(
         table, predictions, baseline=baseline, primary=metric, near=set(near),
         max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy,
-        level=options.level)
+        level=options.level, loss_units=prep.loss_units)
     downstream = downstream_translation(task_laws, predictions, table, baseline=baseline,
                                         primary=loss or metric, average=AVERAGE)
     return {"joint": jf, "law": law, "fit_rows": fit_rows, "predictions": predictions,

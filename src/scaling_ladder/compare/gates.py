@@ -29,8 +29,8 @@ from .target import Target
 def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, surv,
              predictions: pd.DataFrame, target: Target, regressions: pd.DataFrame | None,
              no_prediction: str = "", n_sizes: int = 0, missing: str = "",
-             flags: tuple[str, ...] = (), scale: tuple[float, float] | None = None
-             ) -> Evidence:
+             flags: tuple[str, ...] = (), scale: tuple[float, float] | None = None,
+             loss_units: str = "nats") -> Evidence:
     """Gather one recipe's evidence for :func:`~scaling_ladder.compare.decide.decide`.
 
     ``table`` is the per-scale table of the decision metric, ``surv`` the recipe's
@@ -42,7 +42,7 @@ def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, su
     """
     kind = table["kind"].iloc[0] if len(table) else "loss"
     s = better_sign(kind)
-    units = "nats" if kind == "loss" else "accuracy"
+    units = loss_units if kind == "loss" else "accuracy"  # bits/byte across tokenizers
     rows = table[(table["recipe"] == recipe) & table["delta"].notna()]
     kw: dict[str, Any] = {}
     if len(rows):
@@ -84,7 +84,7 @@ def evidence(recipe: str, *, baseline: str, metric: str, table: pd.DataFrame, su
 def stage_gates(fit_frame: pd.DataFrame, table: pd.DataFrame, *, baseline: str, law: Law,
                 variant: str, target: Target, rule: Rule, options, decisions: dict[str,
                                                                                     Decision],
-                seed: int, ticker) -> list[dict[str, Any]]:
+                seed: int, ticker, loss_units: str = "nats") -> list[dict[str, Any]]:
     """The rule at each gate: small -> medium, medium -> large, large -> final.
 
     Needs at least three model sizes; each early gate fits the runs up to its stage (the
@@ -118,12 +118,13 @@ def stage_gates(fit_frame: pd.DataFrame, table: pd.DataFrame, *, baseline: str, 
     fits = fork_map(gate_fit, [cut for _, cut, _ in gates],
                     done=lambda _: ticker.tick(options.gate_bootstrap))
     out = [_gate(name, jf, table, cut, gate_target, baseline=baseline, rule=rule,
-                 options=options) for (name, cut, gate_target), jf in zip(gates, fits,
-                                                                         strict=True)]
+                 options=options, loss_units=loss_units)
+           for (name, cut, gate_target), jf in zip(gates, fits, strict=True)]
     return out + [final_gate]
 
 
-def _gate(name, jf, table, cut, gate_target, *, baseline, rule, options) -> dict[str, Any]:
+def _gate(name, jf, table, cut, gate_target, *, baseline, rule, options,
+          loss_units) -> dict[str, Any]:
     sub_table = table[table["params"] <= cut * (1 + 1e-9)]
     rows = []
     if jf.fit is not None:
@@ -140,7 +141,7 @@ def _gate(name, jf, table, cut, gate_target, *, baseline, rule, options) -> dict
         ev = evidence(r, baseline=baseline, metric=table["metric"].iloc[0], table=sub_table,
                       surv=surv, predictions=preds, target=gate_target, regressions=None,
                       no_prediction="; ".join(jf.notes) if jf.fit is None else "",
-                      n_sizes=n_sizes)
+                      n_sizes=n_sizes, loss_units=loss_units)
         d = decide(ev, rule)
         recipes[r] = {"decision": d.decision, "p_beats": ev.p_beats, "reasons": list(d.reasons),
                       **_observed(table, r, gate_target, d)}

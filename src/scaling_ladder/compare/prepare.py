@@ -25,6 +25,7 @@ import pandas as pd
 from ..errors import InputError
 from ..laws.downstream import paired_loss
 from ..observations.table import Observations, _closest, _listing, from_frame
+from ..units import BITS_PER_BYTE
 from .budgets import cut_to_budgets
 from .ranking import RankAtScale
 from .scales import final_values, observed_ranking, per_scale_table
@@ -65,6 +66,11 @@ class Prepared:
     cuts: tuple[dict[str, Any], ...] = ()
     units: str = "nats/token"    # of the decision metric: nats/token, bits/byte or accuracy
     per_token: pd.DataFrame | None = None  # across tokenizers: both units' rankings
+
+    @property
+    def loss_units(self) -> str:
+        """What a loss delta is said in: bits/byte across tokenizers, else nats."""
+        return "bits/byte" if self.units == BITS_PER_BYTE else "nats"
 
 
 def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | None,
@@ -142,7 +148,9 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
                         f"no loss to predict it through ({how}): ranked at each scale"))
     return Prepared(frame, frame_all, labels, protocol, metric, match, table, recipes, missing,
                     where, tuple(notes), kind=kind, paired_loss=paired, paired_loss_how=how,
-                    observed=observed_ranking(table, metric, baseline=baseline), cuts=cuts,
+                    observed=observed_ranking(table, metric, baseline=baseline,
+                                              loss_units="bits/byte" if units == BITS_PER_BYTE
+                                              else "nats"), cuts=cuts,
                     units=units, per_token=per_token)
 
 

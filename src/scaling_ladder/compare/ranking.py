@@ -123,6 +123,7 @@ class RankAtScale:
     noise: float
     noise_source: str
     missing: tuple[str, ...] = ()
+    loss_units: str = "nats"  # of a loss delta: bits/byte across tokenizers
 
     def gain(self, recipe: str) -> float:
         """The recipe's observed improvement on the baseline (positive is better)."""
@@ -130,7 +131,7 @@ class RankAtScale:
 
     def summary(self) -> str:
         """One sentence: the order and the deltas at the scale, against the noise."""
-        units = " nats" if self.kind == "loss" else ""
+        units = f" {self.loss_units}" if self.kind == "loss" else ""
         deltas = ", ".join(f"{r} {self.deltas[r]:+.3g}" for r in self.order
                            if r != self.baseline and np.isfinite(self.deltas.get(r, np.nan)))
         noise = (f"noise sd {self.noise:.2g} from {self.noise_source}"

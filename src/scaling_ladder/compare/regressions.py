@@ -58,7 +58,8 @@ def near_chance_metrics(table: pd.DataFrame, margin: float) -> tuple[list[str], 
 
 def regression_table(table: pd.DataFrame, predictions: pd.DataFrame, *, baseline: str,
                      primary: str, near: set[str], max_loss: float, max_accuracy: float,
-                     fdr: float = FDR, level: float = 0.95) -> pd.DataFrame:
+                     fdr: float = FDR, level: float = 0.95,
+                     loss_units: str = "nats") -> pd.DataFrame:
     """Slices and tasks where a recipe is worse than the baseline beyond noise.
 
     Each metric but ``primary`` (and the near-chance tasks in ``near``) is tested at the
@@ -67,9 +68,9 @@ def regression_table(table: pd.DataFrame, predictions: pd.DataFrame, *, baseline
     listed when its CI lies wholly on the worse side of zero or when it blocks.
 
     Columns: recipe, metric, kind, where, scale, delta (``recipe - baseline``), ci_lo, ci_hi,
-    threshold, units, p_value (one-sided, "worse by more than threshold"), q_value
-    (Benjamini-Hochberg over the recipe's slices and tasks; an aggregate's own p-value) and
-    blocking (``q_value <= fdr``).
+    threshold, units (of a loss: ``loss_units``, bits/byte across tokenizers), p_value
+    (one-sided, "worse by more than threshold"), q_value (Benjamini-Hochberg over the recipe's
+    slices and tasks; an aggregate's own p-value) and blocking (``q_value <= fdr``).
     """
     thresholds = {"loss": max_loss, "accuracy": max_accuracy}
     t = table[(table["metric"] != primary) & ~table["metric"].isin(near)
@@ -93,6 +94,7 @@ def regression_table(table: pd.DataFrame, predictions: pd.DataFrame, *, baseline
     if not tests:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.DataFrame(tests)
+    out.loc[out["kind"] == "loss", "units"] = loss_units
     out["q_value"] = out["p_value"]
     for _, g in out[~out["aggregate"]].groupby("recipe", sort=False):
         ok = g.index[g["p_value"].notna()]

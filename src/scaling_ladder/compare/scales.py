@@ -14,7 +14,7 @@ genuine recipe-by-scale wiggles as noise and so errs on the wide side. The sourc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -427,11 +427,12 @@ def observed_rankings(table: pd.DataFrame, metric: str, *, baseline: str,
                  for scale in info.index[:n])
 
 
-def observed_ranking(table: pd.DataFrame, metric: str, *, baseline: str) -> RankAtScale | None:
+def observed_ranking(table: pd.DataFrame, metric: str, *, baseline: str,
+                     loss_units: str = "nats") -> RankAtScale | None:
     """The ranking the data show at the largest scale holding every recipe (or the most);
     None when no scale holds the baseline and another recipe. See :func:`observed_rankings`."""
     found = observed_rankings(table, metric, baseline=baseline, n=1)
-    return found[0] if found else None
+    return replace(found[0], loss_units=loss_units) if found else None
 
 
 def _rank_at(cell: pd.DataFrame, baseline: str, recipes: list[str]) -> RankAtScale:
