@@ -5,6 +5,11 @@ each row, so :func:`~scaling_ladder.observations.table.validate` can name the fi
 column of a bad value; writing is atomic (:func:`scaling_ladder.files.open_atomic`). The
 schema, the checks and the :class:`~scaling_ladder.observations.table.Observations` object are
 :mod:`.table`'s.
+
+A large table is read first by :func:`read_typed` (pyarrow, the number columns parsed while
+reading, several threads): it gives up, returning None, on anything but a plain well-formed
+file, and a table it read that fails a check is read again as text by :func:`read_raw`, so a
+problem is always reported from the text as written, with its line.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..files import open_atomic
@@ -58,6 +65,80 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise InputError(str(path), f"is not a Parquet file ({type(exc).__name__})",
                          fix="write it with pandas.DataFrame.to_parquet") from None
     return raw, np.arange(1, len(raw) + 1), "row"
+
+
+# the columns read as numbers by read_typed (the others as text); table.py checks them all
+NUMBER_COLUMNS = ("params", "tokens", "flops", "seed", "lr", "batch_tokens", "value",
+                  "bytes_per_token")
+TEXT_COLUMNS = ("experiment", "recipe", "run", "metric", "kind", "final", "tokenizer", "unit")
+
+
+def read_typed(path: Path) -> tuple[pd.DataFrame, str] | None:
+    """A CSV or JSON Lines file read fast, the known number columns as float64 (NaN: empty),
+    the others as text; or None where only :func:`read_raw` can say what the file holds.
+
+    Nothing here reports a problem: a file this cannot read plainly (bad UTF-8, a ragged row,
+    a cell that is not a number, ``nan`` or ``inf`` written out, a blank or repeated column
+    name, no rows) is None, and the caller reads it with :func:`read_raw`, whose errors name
+    the line. Rows of a table read here carry no line numbers: a table that fails
+    :func:`~scaling_ladder.observations.table.validate` is read again with :func:`read_raw`.
+    """
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt not in ("csv", "jsonl") or not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        table = _typed_csv(path) if fmt == "csv" else _typed_jsonl(path)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return None
+    if table is None or table.num_rows == 0 or table.num_columns < 2:
+        return None
+    names = [name.strip() for name in table.column_names]
+    if "" in names or len(set(names)) < len(names):
+        return None
+    for name, column in zip(names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_null(kind):  # JSON: null in every record, as if the key were absent
+            continue
+        if name in NUMBER_COLUMNS:
+            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                return None
+            if pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+                return None  # nan, inf written out: an error read_raw words from the text
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            continue
+        elif name in TEXT_COLUMNS and not (name == "final" and pa.types.is_boolean(kind)):
+            return None
+        elif not (pa.types.is_floating(kind) or ((pa.types.is_integer(kind)
+                  or pa.types.is_boolean(kind)) and column.null_count == 0)):
+            return None  # e.g. nested JSON values, or true/false with gaps: read_raw's text
+    frame = table.rename_columns(names).to_pandas(types_mapper=_TEXT_TYPES.get)
+    return frame, "line"
+
+
+_TEXT_TYPES = {pa.string(): pd.StringDtype(na_value=np.nan),
+               pa.large_string(): pd.StringDtype(na_value=np.nan)}
+
+
+def _typed_csv(path: Path) -> pa.Table | None:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    if len(set(header)) < len(header):
+        return None
+    from pyarrow import csv as arrow_csv
+
+    types = {name: pa.float64() if name.strip() in NUMBER_COLUMNS else pa.string()
+             for name in header}
+    table = arrow_csv.read_csv(
+        path, convert_options=arrow_csv.ConvertOptions(
+            column_types=types, null_values=[""], strings_can_be_null=False,
+            quoted_strings_can_be_null=False))
+    return table if table.column_names == header else None
+
+
+def _typed_jsonl(path: Path) -> pa.Table | None:
+    from pyarrow import json as arrow_json
+
+    return arrow_json.read_json(path)
 
 
 def _no_repeated_columns(path: Path) -> None:
