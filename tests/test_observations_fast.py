@@ -178,3 +178,59 @@ def test_number_columns_of_parquet_are_checked_without_text(tmp_path):
     with pytest.raises(InputError, match=r'row 2, column "tokens": "inf" is not a finite'):
         sl.read_observations(tmp_path / "runs.parquet")
 
+
+# ------------------------------------------------------------- W&B JSON Lines histories
+
+def _wandb_both(path, monkeypatch, **options):
+    from scaling_ladder.observations.importers import wandb
+
+    assert wandb._typed_jsonl(path) is not None, "the fast read gave up on a plain history"
+    fast = wandb.read_wandb(path, **options)
+    with monkeypatch.context() as m:
+        m.setattr(wandb, "_typed_jsonl", lambda path: None)
+        slow = wandb.read_wandb(path, **options)
+    return fast, slow
+
+
+HISTORIES = {
+    "pandas": "\n".join(json.dumps(r) for r in [
+        {"_step": 100, "_runtime": 5.5, "tokens_seen": 1e6, "train/loss": 3.5,
+         "eval/c4_loss": None},
+        {"_step": 200, "_runtime": 11.0, "tokens_seen": 2e6, "train/loss": None,
+         "eval/c4_loss": 3.4},
+        {"_step": 300, "_runtime": 16.5, "tokens_seen": 3e6, "train/loss": 3.0,
+         "eval/c4_loss": 3.1}]) + "\n",
+    "NaN logged, nested and true/false values, keys missing": "\n".join([
+        '{"_step": 1, "tokens_seen": 10, "train/loss": NaN, "media": {"_type": "image"}}',
+        '{"_step": 2, "tokens_seen": 20, "train/loss": 3.25, "ok": true}',
+        '{"_step": 3, "tokens_seen": 30, "train/loss": Infinity, "eval/c4_loss": 3.0}',
+        '{"_step": 4, "tokens_seen": 40, "train/loss": 3.0, "note": "warm"}']) + "\n",
+}
+
+
+@pytest.mark.parametrize("text", HISTORIES.values(), ids=HISTORIES.keys())
+def test_fast_wandb_jsonl_read_equals_text_read(tmp_path, monkeypatch, text):
+    path = tmp_path / "run-a.jsonl"
+    path.write_text(text)
+    fast, slow = _wandb_both(path, monkeypatch, params=1e8,
+                             mapping="tokens=tokens_seen,train=train/loss,val/c4=eval/c4_loss")
+    pd.testing.assert_frame_equal(fast.frame, slow.frame)
+    assert fast.set_aside == slow.set_aside and fast.sources == slow.sources
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"_step": 1, "loss": 3.0}\n\n{"loss": 2.5}\n',
+     'run-a.jsonl, line 3, column "_step": is empty where "loss" has a value'),
+    ('{"_step": 1, "loss": 3.0}\n{"_step": Infinity, "loss": 2.5}\n',
+     'run-a.jsonl, line 2, column "_step": "inf" is not a finite number'),
+    ('{"_step": 1, "loss": 3.0}\n\n{"_step": 2, "loss": -2.5}\n',
+     'run-a.jsonl, line 3, column "value": loss -2.5 is not positive'),
+])
+def test_errors_of_a_fast_read_history_name_the_line(tmp_path, text, message):
+    from scaling_ladder.observations.importers import read_wandb
+
+    path = tmp_path / "run-a.jsonl"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_wandb(path, mapping="train=loss", params=1e8, tokens_per_step=10)
+    assert str(info.value).startswith(str(tmp_path / message))
