@@ -17,7 +17,7 @@ import pytest
 
 import scaling_ladder as sl
 from scaling_ladder import InputError
-from scaling_ladder.observations.io import read_raw, read_typed
+from scaling_ladder.observations.io import read_csv_text, read_raw, read_typed
 from scaling_ladder.observations.table import validate
 
 HEADER = "experiment,recipe,run,params,tokens,metric,kind,value"
@@ -75,6 +75,28 @@ def test_fast_csv_read_equals_text_read(tmp_path, text):
     path = tmp_path / "runs.csv"
     path.write_text(text, encoding="utf-8", newline="")
     same(path)
+
+
+@pytest.mark.parametrize("text", CSV.values(), ids=CSV.keys())
+def test_csv_text_read_by_pyarrow_equals_pandas(tmp_path, text):
+    path = tmp_path / "runs.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    want = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    pd.testing.assert_frame_equal(read_csv_text(path), want)
+
+
+@pytest.mark.parametrize("text", [
+    'run,params\na,"1\n',                   # a quote left open at the end
+    'run,params\n"a,1\nb,2\n',              # ... or before other lines
+    'run,params\n"a\nb",1\n',              # a line break inside a quoted cell
+    'run,params,\na,1,\n',                   # a nameless column ("Unnamed: 2" in pandas)
+    'run,params,run\na,1,b\n',               # a repeated name ("run.1" in pandas)
+    'run,params\na,1,2\n',                   # a long row
+])
+def test_csv_text_read_by_pyarrow_gives_up_where_pandas_would_differ(tmp_path, text):
+    path = tmp_path / "runs.csv"
+    path.write_text(text)
+    assert read_csv_text(path) is None and read_typed(path) is None
 
 
 def records():

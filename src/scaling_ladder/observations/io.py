@@ -45,7 +45,10 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise InputError(str(path), "file is empty", fix="write a header line and rows")
     if fmt == "csv":
         try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+            raw = read_csv_text(path)
+            if raw is None:  # pandas, whose errors say what is wrong with the file
+                raw = pd.read_csv(path, dtype=str, keep_default_na=False,
+                                  skip_blank_lines=True)
         except UnicodeDecodeError:
             raise InputError(str(path), "is not a text table (it is not UTF-8 text)",
                              fix="pass a CSV file with a header line") from None
@@ -86,10 +89,7 @@ def read_typed(path: Path) -> tuple[pd.DataFrame, str] | None:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "jsonl") or not path.is_file() or path.stat().st_size == 0:
         return None
-    try:
-        table = _typed_csv(path) if fmt == "csv" else _typed_jsonl(path)
-    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
-        return None
+    table = _arrow_csv(path, NUMBER_COLUMNS) if fmt == "csv" else _arrow_jsonl(path)
     if table is None or table.num_rows == 0 or table.num_columns < 2:
         return None
     names = [name.strip() for name in table.column_names]
@@ -119,26 +119,52 @@ _TEXT_TYPES = {pa.string(): pd.StringDtype(na_value=np.nan),
                pa.large_string(): pd.StringDtype(na_value=np.nan)}
 
 
-def _typed_csv(path: Path) -> pa.Table | None:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
-    if len(set(header)) < len(header):
+def read_csv_text(path: Path) -> pd.DataFrame | None:
+    """A CSV file with every cell as text, as ``pd.read_csv(dtype=str,
+    keep_default_na=False)`` reads it, but by pyarrow (several threads); None where pyarrow
+    cannot be sure to read it the same (then pandas reads it and words any problem)."""
+    table = _arrow_csv(path, ())
+    if table is None or table.num_rows == 0:
         return None
+    return table.to_pandas(types_mapper=_TEXT_TYPES.get)
+
+
+def _arrow_csv(path: Path, numbers) -> pa.Table | None:
+    """The CSV read by pyarrow, the columns named in ``numbers`` as float64 (empty: null),
+    the others as text (empty: ""); None for a file pandas would read differently or refuse:
+    a blank or repeated column name, a ragged row, bad UTF-8, a cell that is not a number,
+    a line break inside a cell (a quote left open swallows the lines after it)."""
     from pyarrow import csv as arrow_csv
 
-    types = {name: pa.float64() if name.strip() in NUMBER_COLUMNS else pa.string()
-             for name in header}
-    table = arrow_csv.read_csv(
-        path, convert_options=arrow_csv.ConvertOptions(
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+        if not header or "" in header or len(set(header)) < len(header):
+            return None
+        types = {name: pa.float64() if name.strip() in numbers else pa.string()
+                 for name in header}
+        table = arrow_csv.read_csv(path, convert_options=arrow_csv.ConvertOptions(
             column_types=types, null_values=[""], strings_can_be_null=False,
             quoted_strings_can_be_null=False))
-    return table if table.column_names == header else None
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return None
+    if table.column_names != header:
+        return None
+    for column in table.columns:
+        if pa.types.is_string(column.type) and (
+                pc.any(pc.match_substring(column, "\n")).as_py()
+                or pc.any(pc.match_substring(column, "\r")).as_py()):
+            return None
+    return table
 
 
-def _typed_jsonl(path: Path) -> pa.Table | None:
+def _arrow_jsonl(path: Path) -> pa.Table | None:
     from pyarrow import json as arrow_json
 
-    return arrow_json.read_json(path)
+    try:
+        return arrow_json.read_json(path)
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def _no_repeated_columns(path: Path) -> None:

@@ -259,11 +259,11 @@ def validate(
         seed = _numeric(raw, "seed", fail, optional=True)
         fail(~np.isnan(seed) & (seed != np.round(seed)), "seed",
              lambda v: f'"{v}" is not a whole number', "give integer seeds")
-        out["seed"] = pd.array(np.where(np.isnan(seed), 0, seed).astype(np.int64),
-                               dtype="Int64")
-        out.loc[np.isnan(seed), "seed"] = pd.NA
+        out["seed"] = pd.arrays.IntegerArray(
+            np.where(np.isnan(seed), 0, seed).astype(np.int64), np.isnan(seed))
     else:
-        out["seed"] = pd.array([pd.NA] * len(raw), dtype="Int64")
+        out["seed"] = pd.arrays.IntegerArray(np.zeros(len(raw), dtype=np.int64),
+                                             np.ones(len(raw), dtype=bool))
     for col in ("lr", "batch_tokens"):
         if _present(raw, col):
             x = _numeric(raw, col, fail, optional=True)

@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import InputError
+from ..io import read_csv_text
 from ..table import Observations, parse_numbers
 from .common import SPECIAL, check_args, closest, default_mapping, finish, kind_of, listing
 from .meta import Meta, with_meta
@@ -215,7 +216,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(str(path), "file not found", fix="check the path")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = read_csv_text(path)  # pyarrow, else pandas, whose errors say what is wrong
+        if table is None:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
         raise InputError(str(path), "is not UTF-8 text", fix="pass the CSV W&B exported") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
