@@ -382,9 +382,8 @@ def _present(raw: pd.DataFrame, col: str) -> bool:
     s = raw[col]
     if _is_number_column(s):
         return bool(s.notna().any())
-    if isinstance(s.dtype, pd.StringDtype):
-        return bool((s.str.strip() != "").any())
-    return bool((s.astype(str).str.strip() != "").any()) and bool(s.notna().any())
+    text = s if isinstance(s.dtype, pd.StringDtype) else s.astype(str)
+    return bool((text.str.strip() != "").any()) and bool(s.notna().any())
 
 
 def _numeric(raw, col, fail, *, optional=False) -> np.ndarray:
