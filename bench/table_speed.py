@@ -6,7 +6,12 @@ command runs in a fresh process, so its peak RSS is its own:
 
 * baseline: ``pandas.read_csv`` of the file (the floor any reader pays);
 * ``ladder fit FILE --bootstrap 0 --checkpoints all`` (reading, validating, selecting, fitting,
-  1M points) and ``--checkpoints final`` (1,000 points).
+  1M points) and ``--checkpoints final`` (1,000 points);
+* the same ``all`` fit split in one process: importing the package, reading + validating +
+  selecting the table (``cli.common.load``), and the ``LawFit`` call, so the share of the table
+  and of the estimator are each in view;
+* the first-error path: the same file with a bad last row (a negative loss), which is read
+  fast, fails a check, and is read again as text to name the line.
 
 Goals (issue 16): <= 10 s and <= 1 GB for the fit of 1M valid rows.
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,6 +67,36 @@ def measure(code: str) -> tuple[float, float]:
     return seconds, int(peak[-1].split()[1]) / 1e6  # ru_maxrss is in KB on Linux
 
 
+SPLIT = """
+import time
+t0 = time.perf_counter()
+from scaling_ladder.cli.common import load
+from scaling_ladder.laws.forms import make_law
+t1 = time.perf_counter()
+obs = load([{path!r}], None, None, None, None, None, "all")
+t2 = time.perf_counter()
+make_law("chinchilla").fit(obs, bootstrap=0)
+t3 = time.perf_counter()
+print("SPLIT", t1 - t0, t2 - t1, t3 - t2)
+"""
+
+BAD = """
+from scaling_ladder.errors import InputError
+from scaling_ladder.observations import read_observations
+try:
+    read_observations({path!r})
+except InputError as exc:
+    print("ERROR", exc)
+"""
+
+
+def run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"failed: {code}\n{done.stderr}")
+    return done.stdout
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -85,6 +121,21 @@ def main() -> None:
             print(f"  ladder fit --checkpoints {which:<6}  {s:6.2f} s  peak {gb:.2f} GB  "
                   f"({s / base[0]:.2f}x the read's time; goal <= {GOAL_S:g} s, "
                   f"<= {GOAL_GB:g} GB: {ok})")
+        line = next(x for x in run(SPLIT.format(path=str(path))).splitlines()
+                    if x.startswith("SPLIT"))
+        imp, table, law = map(float, line.split()[1:])
+        print(f"  in one process (--checkpoints all): import {imp:.2f} s, read + validate + "
+              f"select {table:.2f} s ({table / base[0]:.2f}x the read's time), "
+              f"LawFit {law:.2f} s")
+        bad = Path(tmp) / "bad.csv"
+        with open(path, "rb") as src, open(bad, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.write(b"bench,base,r999,1000000000,5e10,0,True,val/loss,loss,-3.5\n")
+        s, gb = measure(BAD.format(path=str(bad)))
+        message = next(x for x in run(BAD.format(path=str(bad))).splitlines()
+                       if x.startswith("ERROR"))
+        print(f"  a bad last row                    {s:6.2f} s  peak {gb:.2f} GB  "
+              f"({s / base[0]:.2f}x the read's time)\n    {message[6:]}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ each row, so :func:`~scaling_ladder.observations.table.validate` can name the fi
 column of a bad value; writing is atomic (:func:`scaling_ladder.files.open_atomic`). The
 schema, the checks and the :class:`~scaling_ladder.observations.table.Observations` object are
 :mod:`.table`'s.
+
+A large table is read first by :func:`read_typed` (pyarrow, the number columns parsed while
+reading, several threads): it gives up, returning None, on anything but a plain well-formed
+file, and a table it read that fails a check is read again as text by :func:`read_raw`, so a
+problem is always reported from the text as written, with its line.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..files import open_atomic
@@ -38,7 +45,10 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise InputError(str(path), "file is empty", fix="write a header line and rows")
     if fmt == "csv":
         try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+            raw = read_csv_text(path)
+            if raw is None:  # pandas, whose errors say what is wrong with the file
+                raw = pd.read_csv(path, dtype=str, keep_default_na=False,
+                                  skip_blank_lines=True)
         except UnicodeDecodeError:
             raise InputError(str(path), "is not a text table (it is not UTF-8 text)",
                              fix="pass a CSV file with a header line") from None
@@ -58,6 +68,103 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise InputError(str(path), f"is not a Parquet file ({type(exc).__name__})",
                          fix="write it with pandas.DataFrame.to_parquet") from None
     return raw, np.arange(1, len(raw) + 1), "row"
+
+
+# the columns read as numbers by read_typed (the others as text); table.py checks them all
+NUMBER_COLUMNS = ("params", "tokens", "flops", "seed", "lr", "batch_tokens", "value",
+                  "bytes_per_token")
+TEXT_COLUMNS = ("experiment", "recipe", "run", "metric", "kind", "final", "tokenizer", "unit")
+
+
+def read_typed(path: Path) -> tuple[pd.DataFrame, str] | None:
+    """A CSV or JSON Lines file read fast, the known number columns as float64 (NaN: empty),
+    the others as text; or None where only :func:`read_raw` can say what the file holds.
+
+    Nothing here reports a problem: a file this cannot read plainly (bad UTF-8, a ragged row,
+    a cell that is not a number, ``nan`` or ``inf`` written out, a blank or repeated column
+    name, no rows) is None, and the caller reads it with :func:`read_raw`, whose errors name
+    the line. Rows of a table read here carry no line numbers: a table that fails
+    :func:`~scaling_ladder.observations.table.validate` is read again with :func:`read_raw`.
+    """
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt not in ("csv", "jsonl") or not path.is_file() or path.stat().st_size == 0:
+        return None
+    table = _arrow_csv(path, NUMBER_COLUMNS) if fmt == "csv" else _arrow_jsonl(path)
+    if table is None or table.num_rows == 0 or table.num_columns < 2:
+        return None
+    names = [name.strip() for name in table.column_names]
+    if "" in names or len(set(names)) < len(names):
+        return None
+    for name, column in zip(names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_null(kind):  # JSON: null in every record, as if the key were absent
+            continue
+        if name in NUMBER_COLUMNS:
+            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                return None
+            if pa.types.is_floating(kind) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+                return None  # nan, inf written out: an error read_raw words from the text
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            continue
+        elif name in TEXT_COLUMNS and not (name == "final" and pa.types.is_boolean(kind)):
+            return None
+        elif not (pa.types.is_floating(kind) or ((pa.types.is_integer(kind)
+                  or pa.types.is_boolean(kind)) and column.null_count == 0)):
+            return None  # e.g. nested JSON values, or true/false with gaps: read_raw's text
+    frame = table.rename_columns(names).to_pandas(types_mapper=_TEXT_TYPES.get)
+    return frame, "line"
+
+
+_TEXT_TYPES = {pa.string(): pd.StringDtype(na_value=np.nan),
+               pa.large_string(): pd.StringDtype(na_value=np.nan)}
+
+
+def read_csv_text(path: Path) -> pd.DataFrame | None:
+    """A CSV file with every cell as text, as ``pd.read_csv(dtype=str,
+    keep_default_na=False)`` reads it, but by pyarrow (several threads); None where pyarrow
+    cannot be sure to read it the same (then pandas reads it and words any problem)."""
+    table = _arrow_csv(path, ())
+    if table is None or table.num_rows == 0:
+        return None
+    return table.to_pandas(types_mapper=_TEXT_TYPES.get)
+
+
+def _arrow_csv(path: Path, numbers) -> pa.Table | None:
+    """The CSV read by pyarrow, the columns named in ``numbers`` as float64 (empty: null),
+    the others as text (empty: ""); None for a file pandas would read differently or refuse:
+    a blank or repeated column name, a ragged row, bad UTF-8, a cell that is not a number,
+    a line break inside a cell (a quote left open swallows the lines after it)."""
+    from pyarrow import csv as arrow_csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+        if not header or "" in header or len(set(header)) < len(header):
+            return None
+        types = {name: pa.float64() if name.strip() in numbers else pa.string()
+                 for name in header}
+        table = arrow_csv.read_csv(path, convert_options=arrow_csv.ConvertOptions(
+            column_types=types, null_values=[""], strings_can_be_null=False,
+            quoted_strings_can_be_null=False))
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return None
+    if table.column_names != header:
+        return None
+    for column in table.columns:
+        if pa.types.is_string(column.type) and (
+                pc.any(pc.match_substring(column, "\n")).as_py()
+                or pc.any(pc.match_substring(column, "\r")).as_py()):
+            return None
+    return table
+
+
+def _arrow_jsonl(path: Path) -> pa.Table | None:
+    from pyarrow import json as arrow_json
+
+    try:
+        return arrow_json.read_json(path)
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def _no_repeated_columns(path: Path) -> None:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..units import NATS_PER_TOKEN, UNIT_NAMES
-from .io import read_raw, write_table
+from .io import read_raw, read_typed, write_table
 from .where import where_mask
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
@@ -83,9 +85,9 @@ class Observations:
         def keep(mask: pd.Series | np.ndarray, reason: str) -> None:
             nonlocal frame
             mask = np.asarray(mask, dtype=bool)
-            if (~mask).any():
+            if not mask.all():  # (every row kept: no copy of a million rows)
                 aside.append((reason, int((~mask).sum())))
-            frame = frame[mask]
+                frame = frame[mask]
 
         for col, want in (("experiment", experiment), ("recipe", recipe), ("metric", metric)):
             if want is not None:
@@ -166,8 +168,7 @@ def read_observations(paths: str | Path | Iterable[str | Path]) -> Observations:
     if not paths:
         raise InputError(None, "no observation file given", fix="name at least one file")
     for path in paths:
-        raw, lines, word = read_raw(path)
-        frame, dropped = validate(raw, path=str(path), lines=lines, line_word=word)
+        frame, dropped = _read_one(path)
         frames.append(frame)
         aside += dropped
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -175,6 +176,20 @@ def read_observations(paths: str | Path | Iterable[str | Path]) -> Observations:
         frame, dropped = _check_duplicates(frame, "+".join(map(str, paths)), None)
         aside += dropped
     return Observations(frame, tuple(aside), tuple(map(str, paths)))
+
+
+def _read_one(path: Path) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """One file, validated: read fast (:func:`.io.read_typed`) when it is plain, and read as
+    text when that gives up or the table fails a check, so an error quotes the cell as written
+    and names its line."""
+    typed = read_typed(path)
+    if typed is not None:
+        try:
+            return validate(typed[0], path=str(path), lines=None, line_word=typed[1])
+        except InputError:
+            pass  # the text read below finds the same problem and names its line
+    raw, lines, word = read_raw(path)
+    return validate(raw, path=str(path), lines=lines, line_word=word)
 
 
 def from_frame(frame: pd.DataFrame, *, name: str = "<table>") -> Observations:
@@ -189,9 +204,14 @@ def from_frame(frame: pd.DataFrame, *, name: str = "<table>") -> Observations:
 
 
 def validate(
-    raw: pd.DataFrame, *, path: str, lines: np.ndarray, line_word: str = "line"
+    raw: pd.DataFrame, *, path: str, lines: np.ndarray | None, line_word: str = "line"
 ) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
-    """Check every column of a raw table and return the typed table and rows set aside."""
+    """Check every column of a raw table and return the typed table and rows set aside.
+
+    ``raw`` holds text (a CSV read as text), Python values (JSON) or typed columns (Parquet,
+    :func:`.io.read_typed`); a number column may be float or integer, NaN meaning empty. Every
+    check is a vectorised mask over all rows, and the first row a mask marks is the one an
+    error names (``lines[i]``; no line where ``lines`` is None)."""
     if len(raw) == 0:
         raise InputError(path, "has a header but no rows", fix="add rows or remove the file")
     raw = raw.rename(columns=lambda c: str(c).strip())
@@ -202,14 +222,13 @@ def validate(
         if len(idx):
             i = idx[0]
             text = problem(raw[column].iloc[i]) if callable(problem) else problem
-            raise InputError(path, text, column=column, fix=fix, more=len(idx) - 1,
-                             **{line_word: int(lines[i])})
+            at = {line_word: int(lines[i])} if lines is not None else {}
+            raise InputError(path, text, column=column, fix=fix, more=len(idx) - 1, **at)
 
     out = pd.DataFrame(index=raw.index)
     for col in ("experiment", "recipe", "run", "metric"):
         default = {"experiment": Path(path).stem, "recipe": "default"}.get(col)
-        s = raw[col] if col in raw else pd.Series(default, index=raw.index)
-        s = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+        s = _text(raw[col] if col in raw else pd.Series(default, index=raw.index, dtype=str))
         fail((s == "").to_numpy(), col, "is empty", f"give every row a {col} name")
         out[col] = s
 
@@ -240,11 +259,11 @@ def validate(
         seed = _numeric(raw, "seed", fail, optional=True)
         fail(~np.isnan(seed) & (seed != np.round(seed)), "seed",
              lambda v: f'"{v}" is not a whole number', "give integer seeds")
-        out["seed"] = pd.array(np.where(np.isnan(seed), 0, seed).astype(np.int64),
-                               dtype="Int64")
-        out.loc[np.isnan(seed), "seed"] = pd.NA
+        out["seed"] = pd.arrays.IntegerArray(
+            np.where(np.isnan(seed), 0, seed).astype(np.int64), np.isnan(seed))
     else:
-        out["seed"] = pd.array([pd.NA] * len(raw), dtype="Int64")
+        out["seed"] = pd.arrays.IntegerArray(np.zeros(len(raw), dtype=np.int64),
+                                             np.ones(len(raw), dtype=bool))
     for col in ("lr", "batch_tokens"):
         if _present(raw, col):
             x = _numeric(raw, col, fail, optional=True)
@@ -254,24 +273,30 @@ def validate(
             out[col] = np.nan
 
     value = _numeric(raw, "value", fail)
-    kind = (raw["kind"].astype(object).where(raw["kind"].notna(), "").astype(str).str.strip()
-            .str.lower() if "kind" in raw else pd.Series("", index=raw.index))
-    kind = kind.where(kind != "", np.where(out["metric"].str.startswith("ds/"),
+    kind = _text(raw["kind"]).str.lower() if "kind" in raw else None
+    unset = (kind == "").to_numpy() if kind is not None else None
+    if kind is None or unset.all():  # each row's by its metric: ds/* accuracy, else loss
+        task = out["metric"].str.startswith("ds/").to_numpy()
+        kind = pd.Series(np.where(task, "accuracy", "loss") if task.any() else "loss",
+                         index=raw.index, dtype=str)
+    elif unset.any():
+        kind = kind.where(~unset, np.where(out["metric"].str.startswith("ds/"),
                                            "accuracy", "loss"))
     fail(~kind.isin(KINDS).to_numpy(), "kind", lambda v: f'"{v}" is not a kind',
          "use loss (nats/token), accuracy ([0, 1]) or perplexity")
     ppl = (kind == "perplexity").to_numpy()
-    fail(ppl & (value < 1), "value", lambda v: f"perplexity {v} is below 1",
-         "give perplexity (>= 1) or set kind to loss")
-    value = np.where(ppl, np.log(np.where(ppl, value, 1.0)), value)
-    kind = kind.where(~ppl, "loss")
+    if ppl.any():
+        fail(ppl & (value < 1), "value", lambda v: f"perplexity {v} is below 1",
+             "give perplexity (>= 1) or set kind to loss")
+        value = np.where(ppl, np.log(np.where(ppl, value, 1.0)), value)
+        kind = kind.where(~ppl, "loss")
     acc = (kind == "accuracy").to_numpy()
     fail(acc & ((value < 0) | (value > 1)), "value",
          lambda v: f"accuracy {v} is outside [0, 1]",
          "give accuracy as a fraction (divide percentages by 100)")
     fail(~acc & (value <= 0), "value", lambda v: f"loss {v} is not positive",
          "give cross-entropy in nats/token (> 0)")
-    out["kind"] = kind.to_numpy()
+    out["kind"] = kind
     out["value"] = value
     units = _units(raw, out, fail)
 
@@ -280,7 +305,8 @@ def validate(
     extra = [c for c in raw.columns if c not in COLUMNS]
     for col in extra:
         out[col] = units[col] if col in units else _infer(raw[col])
-    frame, aside = _check_duplicates(out, path, (lines, line_word))
+    frame, aside = _check_duplicates(out, path, (lines, line_word) if lines is not None
+                                     else None)
     if "final" not in frame:
         last = frame.groupby(["experiment", "run", "metric"], sort=False)["tokens"]
         frame["final"] = (frame["tokens"] == last.transform("max")).to_numpy()
@@ -294,8 +320,7 @@ def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
     or ``bpb`` = bits/byte; :mod:`scaling_ladder.units`), written by its canonical name."""
     got: dict[str, pd.Series] = {}
     if "tokenizer" in raw:
-        s = raw["tokenizer"].astype(object).where(raw["tokenizer"].notna(), "")
-        s = s.astype(str).str.strip()
+        s = _text(raw["tokenizer"])
         got["tokenizer"] = s.where(s != "", None)
     if "bytes_per_token" in raw:
         bpt = _numeric(raw, "bytes_per_token", fail, optional=True)
@@ -303,8 +328,7 @@ def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
              "give the evaluated slice's UTF-8 bytes over its tokens (> 0), or leave it empty")
         got["bytes_per_token"] = pd.Series(bpt, index=raw.index)
     if "unit" in raw:
-        text = raw["unit"].astype(object).where(raw["unit"].notna(), "").astype(str)
-        text = text.str.strip().str.lower()
+        text = _text(raw["unit"]).str.lower()
         fail(~(text.isin(list(UNIT_NAMES)) | (text == "")).to_numpy(), "unit",
              lambda v: f'"{v}" is not a unit', "use nats/token (the default) or bpb (bits/byte)")
         unit = text.map(UNIT_NAMES).where(text != "", NATS_PER_TOKEN)
@@ -312,7 +336,7 @@ def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
              lambda v: f'unit "{v}" on a row that is not a loss',
              "give bits/byte only for losses (kind loss), or clear the unit")
         if "kind" in raw:  # a perplexity is exp(nats/token): it has no bits/byte reading
-            ppl = raw["kind"].astype(str).str.strip().str.lower() == "perplexity"
+            ppl = _text(raw["kind"]).str.lower() == "perplexity"
             fail((ppl & (unit != NATS_PER_TOKEN)).to_numpy(), "unit",
                  lambda v: f'unit "{v}" on a perplexity row',
                  "give the loss in bits/byte as kind loss, or the perplexity without a unit")
@@ -339,42 +363,88 @@ def _check_columns(raw: pd.DataFrame, path: str, line_word: str) -> None:
                              fix=f'rename it to "{guess[0]}"')
 
 
+def _text(s: pd.Series) -> pd.Series:
+    """A column as stripped text, a missing value as "" (what a CSV read as text holds); a
+    string column stays in pandas' (pyarrow) strings, never a million Python objects."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.fillna("").str.strip()
+    return s.astype(object).where(s.notna(), "").astype(str).str.strip()
+
+
+def _is_number_column(s: pd.Series) -> bool:
+    """A plain float or integer column (Parquet, :func:`.io.read_typed`): NaN is empty."""
+    return isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf"
+
+
 def _present(raw: pd.DataFrame, col: str) -> bool:
-    return col in raw and bool((raw[col].astype(str).str.strip() != "").any()) and bool(
-        raw[col].notna().any())
+    if col not in raw:
+        return False
+    s = raw[col]
+    if _is_number_column(s):
+        return bool(s.notna().any())
+    text = s if isinstance(s.dtype, pd.StringDtype) else s.astype(str)
+    return bool((text.str.strip() != "").any()) and bool(s.notna().any())
 
 
 def _numeric(raw, col, fail, *, optional=False) -> np.ndarray:
     """A column as float64; empty is an error unless optional (then NaN)."""
     s = raw[col]
-    text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+    if _is_number_column(s):  # parsed already: only empty (NaN) and infinite to check
+        x = s.to_numpy(dtype=float)
+        empty = np.isnan(x)
+        if not optional:
+            fail(empty, col, "is empty", "give a number in every row or remove the row")
+        fail(np.isinf(x), col, lambda v: f'"{v}" is not a finite number',
+             "give a finite number or remove the row")
+        return x
+    text = _text(s)
     empty = (text == "").to_numpy()
     if not optional:
         fail(empty, col, "is empty", "give a number in every row or remove the row")
-    x = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(dtype=float)
-    lowered = text.str.lower()
-    named_nan = lowered.isin(["nan", "-nan", "na", "n/a", "null", "none"]).to_numpy()
-    fail(np.isnan(x) & ~empty & ~named_nan, col, lambda v: f'"{v}" is not a number',
-         "fix it or remove the row")
+    x = parse_numbers(text, empty)
+    unparsed = np.isnan(x) & ~empty
+    named_nan = np.zeros(len(x), dtype=bool)
+    if unparsed.any():  # "nan", "null", ... are named missing values; other text is no number
+        named_nan = text.str.lower().isin(["nan", "-nan", "na", "n/a", "null", "none"])
+        named_nan = named_nan.to_numpy()
+        fail(unparsed & ~named_nan, col, lambda v: f'"{v}" is not a number',
+             "fix it or remove the row")
     fail(named_nan | np.isinf(x), col, lambda v: f'"{v}" is not a finite number',
          "give a finite number or remove the row")
+    return x
+
+
+def parse_numbers(text: pd.Series, empty: np.ndarray) -> np.ndarray:
+    """Stripped text as float64, NaN where empty or not a number (as ``pd.to_numeric`` with
+    ``errors="coerce"``). pyarrow's cast parses a million cells in a blink but fails the whole
+    column on one bad cell; then pandas, cell by cell, marks which."""
+    if isinstance(text.dtype, pd.StringDtype):
+        try:
+            cells = pa.array(text.where(~empty, None), type=pa.string(), from_pandas=True)
+            return pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
+    x = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(dtype=float)
     return np.where(empty, np.nan, x)
 
 
+_TRUE, _FALSE = ("true", "1", "1.0", "yes"), ("false", "0", "0.0", "no")
+
+
 def _booleans(raw: pd.DataFrame, col: str, fail) -> np.ndarray:
-    text = raw[col].astype(object).where(raw[col].notna(), "").astype(str).str.strip().str.lower()
-    table = {"true": True, "1": True, "1.0": True, "yes": True,
-             "false": False, "0": False, "0.0": False, "no": False}
-    fail(~text.isin(list(table)).to_numpy(), col, lambda v: f'"{v}" is not true or false',
+    if raw[col].dtype == bool:  # JSON true/false, Parquet
+        return raw[col].to_numpy()
+    text = _text(raw[col]).str.lower()
+    fail(~text.isin(_TRUE + _FALSE).to_numpy(), col, lambda v: f'"{v}" is not true or false',
          "write True or False")
-    return text.map(table).to_numpy(dtype=bool)
+    return text.isin(_TRUE).to_numpy()
 
 
 def _infer(s: pd.Series) -> pd.Series:
     """Type an extra column read as text: numbers, booleans, else text (empty = missing)."""
     if s.dtype != object and not pd.api.types.is_string_dtype(s):
         return s
-    text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+    text = _text(s)
     empty = text == ""
     if empty.all():
         return pd.Series(np.nan, index=s.index)

@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ...errors import InputError
-from ..table import Observations
+from ..io import read_csv_text
+from ..table import Observations, parse_numbers
 from .common import SPECIAL, check_args, closest, default_mapping, finish, kind_of, listing
 from .meta import Meta, with_meta
 from .wandb_runs import read_run, record_class, run_folders
@@ -60,12 +62,28 @@ def read_wandb(path: str | Path, *, mapping: Mapping[str, str] | str | None = No
     (:mod:`.meta`). ``final`` marks each run's last checkpoint per metric.
     """
     path = Path(path)
-    meta = Meta.from_args(params=params, params_from=params_from, same_size=same_size,
-                          tokens_per_step=tokens_per_step, seed=seed, lr=lr, recipe=recipe)
+    given = dict(params=params, params_from=params_from, same_size=same_size,
+                 tokens_per_step=tokens_per_step, seed=seed, lr=lr, recipe=recipe)
     if path.is_dir():
-        return read_wandb_dir(path, mapping=mapping, meta=meta, experiment=experiment,
-                              kind=kind, run=run)
+        return read_wandb_dir(path, mapping=mapping, meta=Meta.from_args(**given),
+                              experiment=experiment, kind=kind, run=run)
+    typed = _typed_jsonl(path) if path.suffix.lower() in (".jsonl", ".ndjson") else None
+    if typed is not None:
+        try:
+            return _read_history(typed, path, mapping, run, Meta.from_args(**given), kind,
+                                 experiment)
+        except InputError:
+            pass  # read again as text below: the error quotes the record and names its line
     table = (read_json(path) if path.suffix.lower() in JSON_SUFFIXES else _read_csv(path))
+    return _read_history(table, path, mapping, run, Meta.from_args(**given), kind, experiment)
+
+
+read_wandb_csv = read_wandb  # the name from before JSON and run folders were read
+
+
+def _read_history(table: pd.DataFrame, path: Path, mapping, run, meta: Meta, kind,
+                  experiment) -> Observations:
+    """A run history or panel export read as a table (text, or :func:`_typed_jsonl`'s)."""
     cols = list(table.columns)
     if mapping is None:
         mapping = default_mapping(_names(cols), str(path))
@@ -98,22 +116,21 @@ def read_wandb(path: str | Path, *, mapping: Mapping[str, str] | str | None = No
                   experiment or path.stem)
 
 
-read_wandb_csv = read_wandb  # the name from before JSON and run folders were read
+def _text(v) -> str:
+    """A logged value as the text a CSV export holds: None (nothing logged) is empty, NaN
+    "nan", a number its text, a nested value its JSON."""
+    if v is None:
+        return ""
+    if isinstance(v, float) and v != v:
+        return "nan"
+    return str(v) if not isinstance(v, dict | list) else json.dumps(v)
 
 
 def records_table(records: list[dict], where: str, loc: tuple[str, int]) -> pd.DataFrame:
     """Records (dicts) as a text table like a CSV read as text: a missing key or null is an
     empty cell (nothing logged), NaN is "nan", a number its text."""
     keys = list(dict.fromkeys(k for r in records for k in r))
-
-    def text(v) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, float) and v != v:
-            return "nan"
-        return str(v) if not isinstance(v, dict | list) else json.dumps(v)
-
-    table = pd.DataFrame({k: [text(r.get(k)) for r in records] for k in keys}, dtype=str)
+    table = pd.DataFrame({k: [_text(r.get(k)) for r in records] for k in keys}, dtype=str)
     table.attrs["loc"] = loc
     if table.empty and not keys:
         raise InputError(where, "holds no records", fix="pass a run history with logged steps")
@@ -158,11 +175,50 @@ def read_json(path: Path) -> pd.DataFrame:
     return records_table(data, str(path), loc)
 
 
+def _typed_jsonl(path: Path) -> pd.DataFrame | None:
+    """A JSON Lines history read by pyarrow (several threads, no Python object per value):
+    number columns stay numbers (``pd.ArrowDtype``: null is nothing logged, NaN and inf as
+    logged), text columns text, others (true/false, nested values) the text of
+    :func:`records_table`. None where pyarrow cannot read the file; a table that fails a check
+    is read again by :func:`read_json`, whose errors name the line (a blank line is a line
+    here too)."""
+    from pyarrow import json as arrow_json
+
+    if not path.is_file():
+        return None
+    try:
+        data = arrow_json.read_json(path)
+    except (pa.ArrowException, OSError):
+        return None
+    if data.num_rows == 0:
+        return None
+    columns = {}
+    for name, column in zip(data.column_names, data.columns, strict=True):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            columns[name] = pd.Series(pd.arrays.ArrowExtensionArray(column))
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            columns[name] = pd.Series(column.to_pandas(types_mapper=_STR.get)).fillna("")
+        elif pa.types.is_null(kind):
+            columns[name] = pd.Series("", index=range(data.num_rows), dtype=str)
+        else:
+            columns[name] = pd.Series([_text(v) for v in column.to_pylist()], dtype=str)
+    table = pd.DataFrame(columns)
+    table.attrs["loc"] = ("line", 1)
+    return table
+
+
+_STR = {pa.string(): pd.StringDtype(na_value=np.nan),
+        pa.large_string(): pd.StringDtype(na_value=np.nan)}
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(str(path), "file not found", fix="check the path")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = read_csv_text(path)  # pyarrow, else pandas, whose errors say what is wrong
+        if table is None:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
         raise InputError(str(path), "is not UTF-8 text", fix="pass the CSV W&B exported") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -212,12 +268,24 @@ def _require_column(table, where: str, key: str, src: str, runs: list[str]) -> N
 
 
 def _numbers(table: pd.DataFrame, where: str, col: str, *, finite: bool):
-    """A text column as floats (NaN where empty) and its empty mask; text is an error."""
-    text = table[col].str.strip()
-    empty = (text == "").to_numpy()
-    x = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(float)
-    named = text.str.lower().isin(["nan", "-nan", "inf", "-inf", "infinity", "-infinity"])
-    bad = ~empty & (~np.isfinite(x) if finite else np.isnan(x) & ~named.to_numpy())
+    """A text column as floats (NaN where empty) and its empty mask; text is an error.
+
+    A column of numbers (:func:`_typed_jsonl`) has its nulls as empty and NaN, inf as
+    logged."""
+    if isinstance(table[col].dtype, pd.ArrowDtype):
+        empty = table[col].isna().to_numpy()
+        x = table[col].to_numpy(dtype=float, na_value=np.nan)
+        bad = ~empty & ~np.isfinite(x) if finite else np.zeros(len(x), dtype=bool)
+        text = table[col]
+    else:
+        text = table[col].str.strip()
+        empty = (text == "").to_numpy()
+        x = parse_numbers(text, empty)
+        bad = ~empty & (~np.isfinite(x) if finite else np.isnan(x))
+        if not finite and bad.any():  # "nan", "inf": logged as such
+            named = text.str.lower().isin(["nan", "-nan", "inf", "-inf", "infinity",
+                                           "-infinity"])
+            bad &= ~named.to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(where, f'"{text.iloc[i]}" is not a {"finite " * finite}number',
