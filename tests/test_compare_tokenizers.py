@@ -59,6 +59,10 @@ def test_compare_decides_in_bits_per_byte_and_says_so(tmp_path):
     assert out["recipes"]["bpe"]["predicted_delta"] < 0
     assert any("compared in bits/byte" in n and "byte: byte-256" in n for n in out["notes"])
     assert any("matched by tokens (N, D), not bytes" in n for n in out["notes"])
+    said = " ".join(out["reasons"] + out["recipes"]["bpe"]["reasons"]
+                    + [r for g in out["gates"] for v in g["recipes"].values()
+                       for r in v["reasons"]])
+    assert "bits/byte" in said and "nats" not in said  # gains are said in their unit
     ranks = {r["recipe"]: (r["rank_per_byte"], r["rank_per_token"]) for r in out["per_token"]}
     assert ranks == {"bpe": (1, 2), "byte": (2, 1)}  # the trap, beside the decision
     assert sl.Comparison.from_dict(out).per_token["recipe"].tolist() == ["bpe", "byte"]
