@@ -25,6 +25,8 @@ BATCH_TOKENS = ("tokens_per_step", "batch_tokens", "tokens_per_batch", "global_b
 SEED = ("seed", "random_seed", "data_seed")
 LR = ("lr", "learning_rate", "max_lr", "peak_lr", "optimizer.lr")
 RECIPE = ("recipe", "data_recipe", "mixture", "data_mix", "dataset")
+TOKENIZER = ("tokenizer", "tokenizer_name", "tokenizer.name", "tokenizer_name_or_path")
+BYTES_PER_TOKEN = ("bytes_per_token", "data.bytes_per_token", "tokenizer.bytes_per_token")
 GATED = ("silu", "swiglu", "swish", "geglu", "reglu")
 LEARNED_POSITIONS = ("gpt2", "gpt_neo", "opt", "gpt_bigcode", "biogpt")
 QKV_BIAS = ("qwen2",)
@@ -159,7 +161,8 @@ def tokens_per_step_from(config: Mapping) -> float | None:
 
 
 def meta_from(config: Mapping) -> dict:
-    """Seed, learning rate and recipe the config states (keys absent where it does not)."""
+    """Seed, learning rate, recipe, tokenizer and bytes per token the config states (keys
+    absent where it does not): a loss compared across tokenizers needs the last two."""
     out = {}
     for field, keys in (("seed", SEED), ("lr", LR)):
         value = number(lookup(config, keys))
@@ -168,4 +171,10 @@ def meta_from(config: Mapping) -> dict:
     recipe = lookup(config, RECIPE)
     if isinstance(recipe, str | int) and not isinstance(recipe, bool) and str(recipe).strip():
         out["recipe"] = str(recipe).strip()
+    tokenizer = lookup(config, TOKENIZER)
+    if isinstance(tokenizer, str) and tokenizer.strip():
+        out["tokenizer"] = tokenizer.strip()
+    bpt = number(lookup(config, BYTES_PER_TOKEN))
+    if bpt is not None and bpt > 0:
+        out["bytes_per_token"] = bpt
     return out
