@@ -151,3 +151,41 @@ def test_the_reports_decision_shows_the_per_token_ranking_beside_it():
     table = next(t for t in decision.tables if "rank per token" in t.columns)
     assert [r[0] for r in table.rows] == ["bpe", "byte"]
     assert "per token it would be byte > bpe, the wrong winner" in table.caption
+
+
+def test_fit_says_its_unit_and_converts_with_units_bits_per_byte(tmp_path):
+    path = tmp_path / "tok.csv"
+    f = tokenizer_ladder()
+    f.to_csv(path, index=False)
+    common = ["fit", str(path), "--recipe", "bpe", "--bootstrap", "0", "--json", "-"]
+    nats = json.loads(runner.invoke(app, common).stdout)
+    bpb = json.loads(runner.invoke(app, [*common, "--units", "bits/byte"]).stdout)
+    assert nats["unit"] == "nats/token" and bpb["unit"] == "bits/byte"
+    assert bpb["params"]["E"] == pytest.approx(BPE["E"], rel=0.05)  # the law drawn in bits/byte
+    assert sl.LawFit.from_dict(bpb).unit == "bits/byte"
+    res = runner.invoke(app, [*common[:-2], "--units", "bits/byte"])
+    assert "values in bits/byte" in res.stdout
+    # a table mixing the two units in one fit, and a conversion with no bytes per token
+    mixed = f.assign(unit=np.where(f["recipe"] == "byte", "bpb", "nats/token"))
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    res = runner.invoke(app, ["fit", str(tmp_path / "mixed.csv"), "--bootstrap", "0"])
+    assert res.exit_code == 2 and "mix nats/token and bits/byte" in res.stderr
+    f.drop(columns="bytes_per_token").to_csv(tmp_path / "bare.csv", index=False)
+    res = runner.invoke(app, ["fit", str(tmp_path / "bare.csv"), "--units", "bpb"])
+    assert res.exit_code == 2 and "bare.csv" in res.stderr and "give bytes_per_token" in res.stderr
+
+
+def test_check_reads_a_run_in_the_fits_unit():
+    f = _valid(tokenizer_ladder())
+    bpe = f[f["recipe"] == "bpe"]
+    fit = sl.ChinchillaLaw().fit(sl.from_frame(tokenizer_ladder().pipe(
+        lambda d: d[d["recipe"] == "bpe"]).assign(
+        value=lambda d: d["value"] / math.log(2) / d["bytes_per_token"], unit="bpb")
+        .drop(columns="bytes_per_token")))
+    assert fit.unit == "bits/byte"
+    run = bpe[bpe["run"] == bpe["run"].iloc[-1]]
+    checked = sl.check_run(run, fit)
+    assert checked.verdict == "on band"
+    assert any("converted to bits/byte" in n for n in checked.notes)
+    with pytest.raises(InputError, match="give bytes_per_token"):
+        sl.check_run(run.drop(columns="bytes_per_token"), fit)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 NATS_PER_TOKEN = "nats/token"
 BITS_PER_BYTE = "bits/byte"
@@ -27,3 +28,47 @@ UNIT_NAMES = {"nats/token": NATS_PER_TOKEN, "nats": NATS_PER_TOKEN, "nat/token":
 def bits_per_byte(loss_nats_per_token, bytes_per_token):
     """Loss in bits per UTF-8 byte: ``loss / (ln 2 * bytes_per_token)`` (module docstring)."""
     return np.asarray(loss_nats_per_token) / math.log(2) / np.asarray(bytes_per_token)
+
+
+def in_bits_per_byte(frame: pd.DataFrame) -> np.ndarray:
+    """Every row's value in bits/byte where it is known (NaN where not, and for non-losses):
+    a ``unit`` of bits/byte as given, else from ``bytes_per_token``, else the trainer's own
+    ``bits_per_byte`` column."""
+    value = frame["value"].to_numpy(dtype=float)
+    out = np.full(len(frame), np.nan)
+    if "bits_per_byte" in frame:  # the trainer's own column
+        out = pd.to_numeric(frame["bits_per_byte"], errors="coerce").to_numpy(dtype=float)
+    if "bytes_per_token" in frame:
+        bpt = frame["bytes_per_token"].to_numpy(dtype=float)
+        out = np.where(np.isfinite(bpt), bits_per_byte(value, np.where(bpt > 0, bpt, 1)), out)
+    if "unit" in frame:
+        out = np.where((frame["unit"] == BITS_PER_BYTE).to_numpy(), value, out)
+    return np.where((frame["kind"] == "loss").to_numpy(), out, np.nan)
+
+
+def loss_unit(frame: pd.DataFrame) -> str:
+    """The one unit of a table's losses: nats/token (the default) or bits/byte; a
+    ``ValueError`` when its rows mix the two (a law fits one unit)."""
+    if "unit" not in frame:
+        return NATS_PER_TOKEN
+    units = set(frame.loc[(frame["kind"] == "loss").to_numpy(), "unit"].dropna())
+    if len(units) > 1:
+        raise ValueError("the losses mix nats/token and bits/byte rows")
+    return units.pop() if units else NATS_PER_TOKEN
+
+
+def to_bits_per_byte(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with every loss in bits/byte (``unit`` set), or a ``ValueError`` naming the
+    runs whose losses cannot be converted (no ``bytes_per_token``, unit or trainer column)."""
+    bpb = in_bits_per_byte(frame)
+    loss = (frame["kind"] == "loss").to_numpy()
+    lacking = loss & np.isnan(bpb)
+    if lacking.any():
+        runs = sorted(frame.loc[lacking, "run"].astype(str).unique())
+        raise ValueError(f"no bits/byte for {len(runs)} run(s) ({', '.join(runs[:4])}"
+                         f"{', …' if len(runs) > 4 else ''}): give bytes_per_token (the "
+                         "evaluated slice's UTF-8 bytes per token) or losses in unit bpb")
+    out = frame.copy()
+    out["value"] = np.where(loss, bpb, frame["value"].to_numpy(dtype=float))
+    out["unit"] = np.where(loss, BITS_PER_BYTE, None)
+    return out

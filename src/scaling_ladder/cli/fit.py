@@ -19,6 +19,7 @@ from ..laws.forms import make_law
 from ..laws.holdout import holdout as holdout_eval
 from ..laws.twostep import TaskOptions, step_two_baseline, step_two_rows, task_law
 from ..observations.table import Observations
+from ..units import BITS_PER_BYTE, UNIT_NAMES, to_bits_per_byte
 from .common import (
     Checkpoints,
     DataTable,
@@ -47,6 +48,18 @@ from .common import (
 from .jobs import Jobs
 
 # ------------------------------------------------------------------------------ the verbs
+
+
+def in_units(obs: Observations, units: str) -> Observations:
+    """``--units``: the observations with every loss in bits/byte (the only conversion)."""
+    if UNIT_NAMES.get(units.strip().lower()) != BITS_PER_BYTE:
+        raise ValueError(f"The --units option takes bits/byte (or bpb). Got {units!r}.")
+    try:
+        frame = to_bits_per_byte(obs.frame)
+    except ValueError as exc:
+        raise InputError(", ".join(obs.sources) or None, str(exc),
+                         column="bytes_per_token") from None
+    return Observations(frame, obs.set_aside, obs.sources)
 
 
 @app.command()
@@ -84,6 +97,9 @@ def fit(
                      ] = None,
     smooth: Annotated[int | None, typer.Option(help="Step 2: moving average over this many "
                                                "checkpoints.")] = None,
+    units: Annotated[str | None, typer.Option(
+        help="bits/byte: convert every loss first (from bytes_per_token, unit bpb or the "
+        "trainer's bits_per_byte), as across tokenizers. The fit says its unit.")] = None,
     jobs: Jobs = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -113,6 +129,8 @@ def fit(
                          f"{', '.join(form.inputs)}.")
     else:
         obs = load(paths, example, experiment, recipe, metric, where, checkpoints or "all")
+    if units is not None:
+        obs = in_units(obs, units)
     share = tuple(s.strip() for s in shared.split(",") if s.strip()) if shared else ()
     with processes(jobs), progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) \
             as progress:
@@ -140,7 +158,8 @@ def _print_fit(result: LawFit) -> None:
     quality = (f"; rmse {result.rmse:.3g}" + (f", R² {result.r2:.4f}" if result.r2 is not None
                                              else "") + f" ({result.space})"
                if result.rmse is not None else "")
-    out.print(f"{result.objective}; {result.n_points} points, {result.n_runs} runs{quality}; "
+    out.print(f"{result.objective}; values in {result.unit}; {result.n_points} points, "
+              f"{result.n_runs} runs{quality}; "
               f"{law.citation}", markup=False, highlight=False)
     print_notes(result.notes)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..units import BITS_PER_BYTE, NATS_PER_TOKEN, bits_per_byte
+from ..units import BITS_PER_BYTE, NATS_PER_TOKEN, in_bits_per_byte
 
 NOT_GIVEN = "no tokenizer given"
 
@@ -27,20 +27,6 @@ def tokenizers(frame: pd.DataFrame) -> dict[str, str]:
         names = sorted(g["tokenizer"].dropna().astype(str).unique()) if "tokenizer" in g else []
         out[str(r)] = "+".join(names) or NOT_GIVEN
     return out
-
-
-def in_bits_per_byte(frame: pd.DataFrame) -> np.ndarray:
-    """Every row's value in bits/byte where it is known (NaN where not, and for non-losses)."""
-    value = frame["value"].to_numpy(dtype=float)
-    out = np.full(len(frame), np.nan)
-    if "bits_per_byte" in frame:  # the trainer's own column
-        out = pd.to_numeric(frame["bits_per_byte"], errors="coerce").to_numpy(dtype=float)
-    if "bytes_per_token" in frame:
-        bpt = frame["bytes_per_token"].to_numpy(dtype=float)
-        out = np.where(np.isfinite(bpt), bits_per_byte(value, np.where(bpt > 0, bpt, 1)), out)
-    if "unit" in frame:
-        out = np.where((frame["unit"] == BITS_PER_BYTE).to_numpy(), value, out)
-    return np.where((frame["kind"] == "loss").to_numpy(), out, np.nan)
 
 
 def common_units(frame: pd.DataFrame, metric: str, *, where: str | None

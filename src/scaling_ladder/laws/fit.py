@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from ..observations.table import Observations
+from ..units import NATS_PER_TOKEN, loss_unit
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .forms import Law, law_from_dict
 from .objective import (
@@ -101,6 +102,7 @@ class LawFit:
     level: float = 0.95
     ranges: Mapping[str, tuple[float, float]] | None = None
     r2: float | None = None
+    unit: str = NATS_PER_TOKEN  # of the fitted values: nats/token or bits/byte (or accuracy)
 
     @property
     def rmse(self) -> float | None:
@@ -177,7 +179,7 @@ class LawFit:
         """A plain-text report, like lmfit's ``fit_report``."""
         lines = [f"[[Law]] {self.law.name}: {self.law.formula}",
                  f"    {self.law.citation}",
-                 f"[[Fit]] {self.objective}",
+                 f"[[Fit]] {self.objective}, values in {self.unit}",
                  f"    points = {self.n_points}, runs = {self.n_runs}, "
                  f"objective = {self.objective_value:.10g}"]
         if self.rmse is not None:
@@ -230,7 +232,7 @@ class LawFit:
             "n_points": self.n_points, "n_runs": self.n_runs,
             "objective": self.objective, "objective_value": self.objective_value,
             "notes": list(self.notes), "level": self.level, "space": self.space,
-            "rmse": self.rmse, "r2": self.r2,
+            "rmse": self.rmse, "r2": self.r2, "unit": self.unit,
             "law_spec": self.law.to_dict(),
         }
         if self.groups:
@@ -308,6 +310,7 @@ class LawFit:
             space=d.get("space", "log"), level=level,
             ranges={k: tuple(v) for k, v in d.get("ranges", {}).items()} or None,
             r2=float(d["r2"]) if d.get("r2") is not None else None,
+            unit=d.get("unit", NATS_PER_TOKEN),  # files before units were recorded: nats
         )
 
 
@@ -362,11 +365,22 @@ def fit(
     >>> round(fit.params["alpha"], 3)
     0.347
     """
+    frame = obs.frame if isinstance(obs, Observations) else obs
+    unit = law.kind
+    if law.kind == "loss":  # one unit per law: nats/token, or bits/byte across tokenizers
+        try:
+            unit = loss_unit(frame) if "kind" in frame else NATS_PER_TOKEN
+        except ValueError as exc:
+            sources = obs.sources if isinstance(obs, Observations) else ()
+            raise InputError(", ".join(sources) or None, str(exc), column="unit",
+                             fix="fit one unit: select rows with --where, or convert every "
+                             "loss with --units bits/byte") from None
     # Every array here is small: multithreaded BLAS only adds overhead, and under load it is
     # catastrophic (a 10x slowdown measured on 2 busy cores), so run single-threaded.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, seed,
-                    n_starts, progress)
+        result = _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level,
+                      seed, n_starts, progress)
+    return result if result.unit == unit else replace(result, unit=unit)
 
 
 def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, seed, n_starts,

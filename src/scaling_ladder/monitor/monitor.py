@@ -28,6 +28,7 @@ from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
 from ..observations.io import FORMATS
 from ..observations.table import Observations, read_observations
+from ..units import BITS_PER_BYTE, loss_unit, to_bits_per_byte
 from .signals import (
     SEVERITIES,
     Flag,
@@ -185,6 +186,7 @@ def check_run(
         if group is None and fit.groups:
             group = str(rows["recipe"].iloc[0]) if "recipe" in rows else None
         band = Band.of(fit, group=group)
+    rows, unit_notes = _in_fit_units(rows, band.fit)
     rows = rows.sort_values("tokens").reset_index(drop=True)
     centre, r, sigma = band.evaluate(rows)
     worse = -1.0 if band.fit.law.kind == "accuracy" else 1.0
@@ -197,7 +199,7 @@ def check_run(
                           "flops": rows["flops"].to_numpy(float),
                           "value": rows["value"].to_numpy(float), "predicted": centre,
                           "lo": lo, "hi": hi, "z": z})
-    flags, notes = [], []
+    flags, notes = [], list(unit_notes)
     scored = _in_domain(band.fit, rows)
     if not scored.all():
         first = float(table["tokens"][scored].min()) if scored.any() else math.nan
@@ -232,6 +234,31 @@ def check_run(
     flags.sort(key=lambda f: (order[f.severity], f.tokens if f.tokens is not None else -1))
     return RunCheck(run, metric, "off band" if failed else "on band", band.description,
                     float(z_threshold), int(window), table, tuple(flags), tuple(notes))
+
+
+def _in_fit_units(rows: pd.DataFrame, fit: LawFit) -> tuple[pd.DataFrame, list[str]]:
+    """The run's losses in the fit's unit: converted to bits/byte when the fit is in bits/byte
+    (a tokenizer experiment's), refused when they cannot be, or when the fit is per token and
+    the run per byte."""
+    if fit.law.kind != "loss" or "kind" not in rows:
+        return rows, []
+    try:
+        have = loss_unit(rows)
+    except ValueError as exc:
+        raise InputError(None, str(exc), column="unit",
+                         fix="give the run's losses in one unit") from None
+    if have == fit.unit:
+        return rows, []
+    if fit.unit != BITS_PER_BYTE:
+        raise InputError(None, f"the run's losses are in {have} but the fit's in {fit.unit}",
+                         column="unit", fix="check against a fit made in the run's unit "
+                         "(ladder fit --units bits/byte)")
+    try:
+        return to_bits_per_byte(rows), [f"the run's losses converted to {BITS_PER_BYTE}, the "
+                                        "fit's unit"]
+    except ValueError as exc:
+        raise InputError(None, f"the fit is in {BITS_PER_BYTE}: {exc}",
+                         column="bytes_per_token") from None
 
 
 def _with_flops(frame: pd.DataFrame) -> pd.DataFrame:
