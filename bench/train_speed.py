@@ -39,7 +39,7 @@ import torch
 from scaling_ladder.plan.plan import make_plan
 from scaling_ladder.train.config import TrainOptions
 from scaling_ladder.train.model import GPT, ModelConfig
-from scaling_ladder.train.trainer import describe_hardware, train_run
+from scaling_ladder.train.trainer import describe_hardware, train_run, use_bf16
 
 PRESETS = {
     "cpu": {"shape": "d96-l4", "vocab": 257, "seq_len": 128, "batch": 16, "steps": 120},
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                       "hparams": {"batch_sequences": batch, "lr": 3e-4},
                       "checkpoints": {"log_spaced": 0, "every": 0}})
     run = plan.runs[0]
-    bf16 = args.precision == "bfloat16" or (args.precision == "auto" and device.type == "cuda")
+    bf16 = use_bf16(args.precision, device, run.d_model)
     hardware, peak = describe_hardware(device, bf16)
     _, peak32 = describe_hardware(device, False)
     options = TrainOptions(device=str(device), threads=args.threads if device.type == "cpu"
