@@ -2,14 +2,15 @@
 
     python bench/train_speed.py                  # CPU: d96-l4, vocab 257, context 128
     python bench/train_speed.py --precision bfloat16  # the trainer under bf16 autocast
-    python bench/train_speed.py --compile        # also torch.compile (both loops)
+    python bench/train_speed.py --compile        # torch.compile the trainer (and the plain
+                                                 # loop in its precision; not the baseline)
     python bench/train_speed.py --device cuda    # GPU: d768-l12 (124M with vocab 50304),
                                                  # context 1024, bf16 autocast
 
-The baseline is the plain loop in float32, what one would write by hand on a CPU; the trainer
-runs in its own precision (``auto``: bf16 autocast on a GPU, float32 on a CPU; measured on a
-CPU with AMX, bf16 autocast trains d96-l4 at 0.57x and d256-l6 at 1.05x the float32 loop), and
-the plain loop is also timed in that precision, to show what the trainer's bookkeeping costs.
+The baseline is the plain loop in float32, eager, what one would write by hand on a CPU; the trainer
+runs in its own precision (``auto``: bf16 autocast on a GPU, and on a CPU with AMX from d_model
+96, ``trainer.CPU_BF16_MIN_D``; float32 otherwise), and the plain loop is also timed in that
+precision, to show what the trainer's bookkeeping costs.
 The plain loop is random windows from a token tensor already on
 the device, forward, backward, gradient clipping, AdamW, zero_grad; no schedule, data order,
 evaluation or checkpoint. The trainer (``train_run``) does all of those; its tokens/s counts
@@ -39,7 +40,7 @@ import torch
 from scaling_ladder.plan.plan import make_plan
 from scaling_ladder.train.config import TrainOptions
 from scaling_ladder.train.model import GPT, ModelConfig
-from scaling_ladder.train.trainer import describe_hardware, train_run
+from scaling_ladder.train.trainer import describe_hardware, train_run, use_bf16
 
 PRESETS = {
     "cpu": {"shape": "d96-l4", "vocab": 257, "seq_len": 128, "batch": 16, "steps": 120},
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                       "hparams": {"batch_sequences": batch, "lr": 3e-4},
                       "checkpoints": {"log_spaced": 0, "every": 0}})
     run = plan.runs[0]
-    bf16 = args.precision == "bfloat16" or (args.precision == "auto" and device.type == "cuda")
+    bf16 = use_bf16(args.precision, device, run.d_model)
     hardware, peak = describe_hardware(device, bf16)
     _, peak32 = describe_hardware(device, False)
     options = TrainOptions(device=str(device), threads=args.threads if device.type == "cpu"
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         tokens = np.fromfile(data / "bench/train-00000.bin", dtype="<u2")
         plain, same, trainer = [], [], []
         for i in range(args.rounds):
-            plain.append(plain_loop(run, device, tokens, args.compile, device.type == "cuda"))
+            plain.append(plain_loop(run, device, tokens, args.compile and device.type == "cuda",
+                                    device.type == "cuda"))
             if bf16 and device.type == "cpu":
                 same.append(plain_loop(run, device, tokens, args.compile, True))
             result = train_run(run, data, Path(tmp) / f"run{i}", options)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{hardware}: {shape} ({run.params_total / 1e6:.2f}M params), "
           f"{batch}x{run.seq_len} tokens/step, {steps} steps, "
           f"{'compiled' if args.compile else 'eager'}, {out['precision']}")
-    base = "bf16 autocast" if device.type == "cuda" else "float32"
+    base = "bf16 autocast" if device.type == "cuda" else "float32, eager"
     print(f"  plain loop ({base}) : {best_plain:12,.0f} tokens/s (median)  "
           f"MFU {_pct(out['plain_mfu'])} of the {base} peak")
     if same:

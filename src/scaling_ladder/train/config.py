@@ -16,8 +16,11 @@ class TrainOptions(BaseModel):
 
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:K``.
     ``threads``: torch CPU threads per run (the local executor sets 1 and runs one per core).
-    ``precision``: ``auto`` is bf16 autocast on CUDA and float32 on CPU (where autocast's casts
-    cost more than bf16 matmuls save at proxy sizes: ``bench/train_speed.py --precision``).
+    ``precision``: ``auto`` is bf16 autocast on CUDA, and on a CPU with AMX for models of
+    d_model >= 96 (``trainer.CPU_BF16_MIN_D``; narrower, autocast's casts cost more than the
+    bf16 matmuls save); float32 otherwise. The run's hardware line names the choice.
+    ``compile``: torch.compile the model. On a CPU it pays only for long runs: ~1.5x the eager
+    bf16 step at d96-l4, after ~100 s of compiling a new shape (~17 s from the on-disk cache).
     ``eval_tokens``: tokens per validation slice at every evaluation (a fixed prefix of the
     slice, the same at every checkpoint, so curves are comparable).
     ``gns``: estimate the gradient noise scale at evaluations (one extra batch of gradients).

@@ -81,12 +81,14 @@ def rope_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return angles.cos().float(), angles.sin().float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of each head's features: x is (B, H, T, hd)."""
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of each head's features: x is (B, H, T, hd).
+    Computed in float32; returned in ``dtype`` (default x's)."""
     t = x.shape[-2]
     x1, x2 = x.float().chunk(2, dim=-1)
     c, s = cos[:t], sin[:t]
-    return torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).type_as(x)
+    return torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).to(dtype or x.dtype)
 
 
 class Attention(nn.Module):
@@ -102,8 +104,18 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).split(d, dim=2)
         # (B, T, D) -> (B, H, T, hd)
         q, k, v = (z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # CPU autocast runs attention in bf16, whose flash-attention backward is ~5x
+            # slower than float32's on one thread (d96-l4 and d256-l6, torch 2.13): this op
+            # stays in float32 (so do the rotated q, k: no round trip through bf16), the
+            # matmuls around it in bf16
+            f32 = torch.float32
+            q, k, v = apply_rope(q, cos, sin, f32), apply_rope(k, cos, sin, f32), v.float()
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
 

@@ -149,9 +149,42 @@ def cpu_peak_flops(threads: int, dtype: torch.dtype = torch.float32) -> float:
         torch.set_num_threads(prev)
 
 
+def cpu_bf16_units() -> str | None:
+    """The CPU's bf16 matmul units, ``"AMX"`` or ``"AVX512-BF16"``, or None: from
+    ``torch.cpu.get_capabilities()`` (torch >= 2.8), else the flags in /proc/cpuinfo."""
+    caps = dict(getattr(torch.cpu, "get_capabilities", dict)())
+    if not caps:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+        flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), [])
+        caps = {f: True for f in flags}
+    if caps.get("amx_bf16") and caps.get("amx_tile"):
+        return "AMX"
+    return "AVX512-BF16" if caps.get("avx512_bf16") else None
+
+
+# bf16 autocast pays on a CPU with AMX from this width up (bench/train_speed.py, one thread,
+# batches of 16 x 128 tokens): below it the casts around each op cost more than the matmuls
+# save. Without AMX, float32 (AVX512-BF16 alone was not measured to pay).
+CPU_BF16_MIN_D = 96
+
+
+def use_bf16(precision: str, device: torch.device, d_model: int) -> bool:
+    """Whether a run trains under bf16 autocast: ``bfloat16`` always, ``float32`` never,
+    ``auto`` on a GPU, and on a CPU with AMX for models at least ``CPU_BF16_MIN_D`` wide."""
+    if precision != "auto":
+        return precision == "bfloat16"
+    if device.type != "cpu":
+        return True
+    return cpu_bf16_units() == "AMX" and d_model >= CPU_BF16_MIN_D
+
+
 def describe_hardware(device: torch.device, bf16: bool = False) -> tuple[str, float | None]:
-    """A name for observation rows (device and precision) and the peak FLOP/s, in that
-    precision, MFU is measured against."""
+    """A name for observation rows (device, its bf16 units on a CPU, and the precision the
+    run trains in) and the peak FLOP/s, in that precision, MFU is measured against."""
     precision = "bf16 autocast" if bf16 else "float32"
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -165,8 +198,9 @@ def describe_hardware(device: torch.device, bf16: bool = False) -> tuple[str, fl
                 break
     except OSError:
         pass
-    return (f"cpu:{cpu} x{threads} threads, {precision}",
-            cpu_peak_flops(threads, torch.bfloat16 if bf16 else torch.float32))
+    units = cpu_bf16_units()
+    return (f"cpu:{cpu} x{threads} threads, {units + ' bf16' if units else 'no bf16 units'}, "
+            f"{precision}", cpu_peak_flops(threads, torch.bfloat16 if bf16 else torch.float32))
 
 
 # ----------------------------------------------------------------------------- the result
@@ -286,10 +320,7 @@ def _setup(run: RunSpec, data_dir: Path, run_dir: Path, options: TrainOptions) -
         torch.set_num_threads(options.threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    # bf16 autocast on a CPU, even with AMX, trains the ladder's small proxies slower than
-    # float32 (bench/train_speed.py: 0.57x at d96-l4, 1.05x at d256-l6): opt in on CPU
-    bf16 = options.precision == "bfloat16" or (options.precision == "auto"
-                                               and device.type == "cuda")
+    bf16 = use_bf16(options.precision, device, run.d_model)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
     model, net, opt = _model(run, options, device, world)
     batches = Batches(ds.train(run.recipe), run.seq_len, run.seed)
@@ -349,9 +380,10 @@ def _model(run: RunSpec, options: TrainOptions, device: torch.device, world: int
     if model.num_params() != run.params_total:
         raise RuntimeError(f"model has {model.num_params()} parameters, the plan says "
                            f"{run.params_total}")
+    # fused: one kernel per step on a GPU; on a CPU one loop over each tensor instead of ~6
+    # passes (the for-each update at d256-l6 spent as long in lerp_, addcmul_, sqrt, ...)
     opt = torch.optim.AdamW(model.optimizer_groups(run.weight_decay), lr=run.lr,
-                            betas=(run.beta1, run.beta2), eps=1e-8,
-                            fused=device.type == "cuda")  # one kernel per step on a GPU
+                            betas=(run.beta1, run.beta2), eps=1e-8, fused=True)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -423,7 +455,8 @@ def _loop(s: _Session, first: int, last: int, lr_at, evals: set[int], name: str,
             loss.backward()
             train_sum += loss.detach().double()
         if run.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(s.model.parameters(), run.grad_clip)
+            # foreach: one call over every gradient (the CPU default loops in Python)
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), run.grad_clip, foreach=True)
         s.opt.step()
         s.opt.zero_grad(set_to_none=True)
         train_n += 1
