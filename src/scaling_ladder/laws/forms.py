@@ -168,8 +168,14 @@ class Law:
         return out
 
 
-def _log(v: np.ndarray) -> np.ndarray:
-    return np.log(np.asarray(v, dtype=float))
+def _log(x: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """``log x[key]``: from ``x.logs`` where the inputs carry their logs (a fit's
+    :class:`~scaling_ladder.laws.objective.Inputs`, computed once per problem rather than at
+    every evaluation)."""
+    logs = getattr(x, "logs", None)
+    if logs is not None and key in logs:
+        return logs[key]
+    return np.log(np.asarray(x[key], dtype=float))
 
 
 _EXPONENT_GRID = np.linspace(0.02, 1.6, 28)
@@ -197,13 +203,13 @@ class ChinchillaLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a, b = theta[..., 0], theta[..., 1]
         zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
         return np.stack([zero, -a * ln_n, -b * ln_d], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         g = np.zeros((len(ln_n), 3, 2))
         g[:, 1, 0], g[:, 2, 1] = -ln_n, -ln_d
         return g
@@ -235,13 +241,13 @@ class OvertrainLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a = theta[..., 0]
         zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
         return np.stack([zero, -a * ln_n, -a * ln_d], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         g = np.zeros((len(ln_n), 3, 1))
         g[:, 1, 0], g[:, 2, 0] = -ln_n, -ln_d
         return g
@@ -284,12 +290,12 @@ class PowerLaw(Law):
         return (self.variable,)
 
     def log_basis(self, theta, x):
-        ln_x = _log(x[self.variable])
+        ln_x = _log(x, self.variable)
         a = theta[..., 0]
         return np.stack([np.zeros(np.broadcast_shapes(a.shape, ln_x.shape)), -a * ln_x], -1)
 
     def log_basis_grad(self, theta, x):
-        ln_x = _log(x[self.variable])
+        ln_x = _log(x, self.variable)
         g = np.zeros((len(ln_x), 2, 1))
         g[:, 1, 0] = -ln_x
         return g
@@ -334,14 +340,14 @@ class DataConstrainedLaw(Law):
         return np.minimum(np.asarray(tokens, dtype=float), u) + u * r_star * -np.expm1(-r / r_star)
 
     def log_basis(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         a, b, rs = theta[..., 0], theta[..., 1], theta[..., 2]
         d_eff = self.effective_tokens(x["tokens"], x["unique_tokens"], rs)
         zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
         return np.stack([zero, -a * ln_n, -b * np.log(d_eff)], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         b, rs = theta[..., 1], theta[..., 2]
         u = np.asarray(x["unique_tokens"], dtype=float)
         r = np.maximum(np.asarray(x["tokens"], dtype=float) / u - 1.0, 0.0)
@@ -385,13 +391,13 @@ class KaplanLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a = theta[..., 0]
         return np.stack([-a * ln_n, -np.broadcast_to(ln_d, np.broadcast_shapes(
             a.shape, ln_d.shape))], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         g = np.zeros((len(ln_n), 2, 2))
         g[:, 0, 0] = -ln_n
         return g

@@ -34,11 +34,24 @@ BOOT_OPTIONS = {"ftol": 1e-12, "gtol": 1e-9, "maxiter": 3000, "maxcor": 20}
 SMALL = 20
 
 
+class Inputs(dict):
+    """A law's input columns (name -> array) with their logs, ``logs``, worked out once: the
+    laws' bases read the logs (:func:`~scaling_ladder.laws.forms._log`), which an
+    evaluation on a million points would otherwise take again at every step."""
+
+    def __init__(self, x, logs=None):
+        super().__init__(x)
+        if logs is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = {k: np.log(np.asarray(v, dtype=float)) for k, v in self.items()}
+        self.logs = logs
+
+
 class Problem:
     """Arrays of one fit: inputs, targets, weights, groups, and the parameter layout."""
 
     def __init__(self, law, x, y, w, group, run, groups, shared, space, loss, delta):
-        self.law, self.x, self.y, self.w = law, x, y, w
+        self.law, self.x, self.y, self.w = law, Inputs(x), y, w
         self.group, self.run, self.groups = group, run, groups
         self.space, self.loss, self.delta = space, loss, delta
         self.shared = set(shared)
@@ -66,6 +79,10 @@ class Problem:
         self._free_index = self.index[self._free]
         self._point_free = self.point_index >= 0
         self._point_free_index = self.point_index[self._point_free]
+        # every parameter free: the gradient's weights are the derivatives in their own order
+        self._all_free = bool(self._point_free.all())
+        # one group: every point has the same parameters, taken per vector rather than per point
+        self._one = len(groups) == 1
         self._signs = np.asarray(law.signs, dtype=float)
         self._newton: GroupedNewton | None = None
         self._tiled: dict = {}
@@ -109,11 +126,13 @@ class Problem:
         law, m = self.law, len(self.law.coefficients)
         z = self.z_fixed[None].repeat(len(self.groups), axis=0)
         z[self._free] = np.asarray(xv, dtype=float)[self._free_index]
-        zp = z[self.group]  # (n, p)
+        zp = z if self._one else z[self.group]  # (1 or n, p): the same values on every point
         logb = law.log_basis(zp[:, m:], self.x)
         terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * self._signs
         total = terms.sum(axis=1)
         jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
+        if self._one:
+            zp = np.broadcast_to(zp, (len(total), zp.shape[1]))
         dy = np.concatenate([terms, jac_theta], axis=1)
         yhat, bad = total, False
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -136,24 +155,37 @@ class Problem:
         (B, n, p), and whether each vector keeps every prediction in the law's domain (B,)."""
         law, m, n = self.law, len(self.law.coefficients), len(self.y)
         b = len(xs)
-        zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
-        x = self._inputs(b)
-        logb = law.log_basis(zp[:, m:], x)  # (B n, m)
-        terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
+        if self._one:  # the same values as below, without a row of parameters per point
+            z = self.z_of(xs)[:, 0]  # (B, p)
+            logb = law.log_basis(z[:, None, m:], self.x)  # (B, n, m)
+            terms = np.exp(np.minimum(z[:, None, :m] + logb, 700.0)) * self._signs
+            dy = np.empty((b, n, z.shape[1]))
+            dy[:, :, :m] = terms
+            for k in range(b):
+                dy[k, :, m:] = np.einsum("nm,nmq->nq", terms[k],
+                                         law.log_basis_grad(z[k, None, m:], self.x))
+            terms, dy = terms.reshape(b * n, m), dy.reshape(b * n, -1)  # (B n, p)
+            zp = None
+        else:
+            zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
+            x = self._inputs(b)
+            logb = law.log_basis(zp[:, m:], x)  # (B n, m)
+            terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * self._signs
+            jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], x))
+            dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (B n, p)
         total = terms.sum(axis=1)
         bad = np.zeros(b * n, bool)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], x))
-        dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (B n, p)
         yhat = total
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if law.outer is not None:  # yhat = total**q: dyhat = yhat (q dtotal/total + dq ln)
                 bad |= total <= 0
                 iq = m + law.exponents.index(law.outer)
-                q, log_total = zp[:, iq], np.log(total)
+                q = np.repeat(z[:, iq], n) if zp is None else zp[:, iq]
+                log_total = np.log(total)
                 yhat = np.exp(np.minimum(q * log_total, 700.0))
                 dy = (yhat * q / total)[:, None] * dy
                 dy[:, iq] += yhat * log_total
-            t_y = np.tile(self.t_y, b)
+            t_y = self.t_y if b == 1 else np.tile(self.t_y, b)
             if self.space == "log":
                 bad |= yhat <= 0
                 r, dy = np.log(yhat) - t_y, dy / yhat[:, None]
@@ -167,7 +199,8 @@ class Problem:
         if b == 1:
             return self.x
         if self._tiled.get("b") != b:
-            self._tiled = {"b": b, "x": {k: np.tile(v, b) for k, v in self.x.items()}}
+            self._tiled = {"b": b, "x": Inputs({k: np.tile(v, b) for k, v in self.x.items()},
+                                               {k: np.tile(v, b) for k, v in self.x.logs.items()})}
         return self._tiled["x"]
 
     def value(self, r: np.ndarray, w: np.ndarray) -> float:
@@ -183,7 +216,8 @@ class Problem:
         if not np.isfinite(f):
             return np.inf, np.zeros_like(xv)
         gp = (w * self.rho_prime(r))[:, None] * dr  # (n, p)
-        grad = np.bincount(self._point_free_index, weights=gp[self._point_free],
+        grad = np.bincount(self._point_free_index,
+                           weights=gp.ravel() if self._all_free else gp[self._point_free],
                            minlength=self.n_free)
         return f, grad
 
