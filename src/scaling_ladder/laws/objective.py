@@ -373,11 +373,22 @@ def build_problem(law, frame, loss, delta, space, weights, by, shared):
         groups = tuple(groups_arr)
     # runs numbered in the order of their (group, experiment, run) names, as strings
     keys = ["experiment", "run"] if "experiment" in frame else ["run"]
-    names = pd.DataFrame({"group": group.astype(str),
-                          **{k: frame[k].astype(str).to_numpy() for k in keys}})
-    run = names.groupby(list(names.columns), sort=True).ngroup().to_numpy()
+    run = _string_order([group] + [frame[k] for k in keys])
     prob = Problem(law, x, y, w, group, run, groups, tuple(shared), space, loss, delta)
     return prob, int(run.max()) + 1 if len(run) else 0
+
+
+def _string_order(columns) -> np.ndarray:
+    """The number of each row's combination of ``columns`` in the sorted order of their
+    values as strings (what ``groupby(sort=True).ngroup()`` of the columns ``astype(str)``
+    gives), from each column's distinct values: a million rows are not turned into strings."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        names = pd.Index(uniques).astype(str).to_numpy(dtype=object).astype(str)
+        sorted_names, rank = np.unique(names, return_inverse=True)
+        key = key * len(sorted_names) + rank.reshape(-1)[codes]
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
 def public_values(prob: Problem, xv: np.ndarray) -> np.ndarray:
