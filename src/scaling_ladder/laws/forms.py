@@ -84,6 +84,12 @@ class Law:
         """d log phi_j / d theta_k at ``theta`` (n or 1, q): returns (n, m, q)."""
         raise NotImplementedError
 
+    def terms_grad(self, terms: np.ndarray, theta: np.ndarray,
+                   x: Mapping[str, np.ndarray]) -> np.ndarray:
+        """d/d theta_k of the sum of ``terms`` (n, m) = ``c_j phi_j`` at ``theta`` (n or 1, q):
+        ``sum_j terms_j d log phi_j / d theta_k``, (n, q)."""
+        return np.einsum("nm,nmq->nq", terms, self.log_basis_grad(theta, x))
+
     def grid(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Screening values of each nonlinear parameter (lmfit's ``guess``), from the data."""
         raise NotImplementedError
@@ -213,6 +219,14 @@ class ChinchillaLaw(Law):
         g = np.zeros((len(ln_n), 3, 2))
         g[:, 1, 0], g[:, 2, 1] = -ln_n, -ln_d
         return g
+
+    def terms_grad(self, terms, theta, x):
+        # the einsum's products without those by the gradient's zeros (which add exactly 0):
+        # the same values, without an (n, 3, 2) array per evaluation
+        out = np.empty((len(terms), 2))
+        np.multiply(terms[:, 1], _log(x, "params"), out=out[:, 0])
+        np.multiply(terms[:, 2], _log(x, "tokens"), out=out[:, 1])
+        return np.negative(out, out=out)
 
     def grid(self, x):
         return {"alpha": _EXPONENT_GRID, "beta": _EXPONENT_GRID}
