@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..format import count
 
@@ -123,6 +122,7 @@ def mean_rank(table: pd.DataFrame, target_params: float, target_tokens: float, *
     one, the reason DataDecide looks at several checkpoints and sizes. With one such scale it
     is the ranking at that scale.
     """
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     scales = ranking_scales(table, target_params, target_tokens, k=k, rtol=rtol)
     if not scales:
         return {}

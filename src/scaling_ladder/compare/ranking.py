@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 
 def _aligned(a, b) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -82,6 +81,7 @@ def rank_agreement(predicted, observed, *, higher_is_better: bool = False) -> Ra
 
     ``higher_is_better`` only matters for the regret (False for losses, True for accuracies).
     """
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     x, y, _ = _aligned(predicted, observed)
     n = len(x)
     if n < 2:

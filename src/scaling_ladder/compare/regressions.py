@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .prepare import AVERAGE, SLICE_AVERAGE
 from .scales import better_sign, reference_scale
@@ -72,6 +71,7 @@ def regression_table(table: pd.DataFrame, predictions: pd.DataFrame, *, baseline
     (one-sided, "worse by more than threshold"), q_value (Benjamini-Hochberg over the recipe's
     slices and tasks; an aggregate's own p-value) and blocking (``q_value <= fdr``).
     """
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     thresholds = {"loss": max_loss, "accuracy": max_accuracy}
     t = table[(table["metric"] != primary) & ~table["metric"].isin(near)
               & table["delta"].notna()]
@@ -114,6 +114,7 @@ def worse_p_value(delta: float, se: float, df: float, *, kind: str, threshold: f
     ``P(T_df > (w - threshold) / se)`` (normal when ``df`` is infinite); NaN without a finite
     standard error. A delta with no noise (``se`` = 0) gives 0 past the threshold, else 1.
     """
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     w = -better_sign(kind) * float(delta)
     if not (np.isfinite(w) and np.isfinite(se) and se >= 0 and df > 0):
         return float("nan")
@@ -125,6 +126,7 @@ def worse_p_value(delta: float, se: float, df: float, *, kind: str, threshold: f
 
 def _standard_error(row: pd.Series, level: float) -> tuple[float, float]:
     """The delta's standard error and df: the table's, else from the CI's half width."""
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     se, df = row.get("se", np.nan), row.get("se_df", np.nan)
     if pd.notna(se) and pd.notna(df):
         return float(se), float(df)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..laws.fit import LawFit
 from .joint import JointFit
@@ -212,6 +211,7 @@ def fit_basis(own: OwnBacktest | None, *, n_sizes: int, target: Target,
 def observed_p_better(row: pd.Series) -> float:
     """P(the recipe is better) at one scale from its measured delta: a t distribution with the
     delta's standard error (the seed or checkpoint noise of :mod:`.scales`)."""
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     se, df = float(row.get("se", math.nan)), float(row.get("se_df", math.nan))
     if not (np.isfinite(se) and se > 0 and np.isfinite(row["delta"])):
         return math.nan

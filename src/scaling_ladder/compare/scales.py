@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..format import count as fmt_count
 from .ranking import RankAtScale, decision_accuracy, rank_agreement
@@ -138,6 +137,7 @@ def per_scale_table(finals: pd.DataFrame, *, baseline: str, level: float = 0.95,
     noise, the signal-to-noise ratio of Heineman et al. (2025) that says how far a ranking at
     this scale can be trusted.
     """
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     keys = ["metric", "scale", "recipe"]
     ck = finals["ckpt_sd"].to_numpy(float)
     f = finals.assign(_ck2=np.where(np.isfinite(ck), ck * ck, 0.0), _ckn=np.isfinite(ck) * 1)
@@ -215,6 +215,7 @@ def _seed_deltas(cells, finals, baseline, rows, alpha, rng, n_boot) -> None:
     interval already in place). Small-sample percentile intervals are too narrow (Efron &
     Tibshirani 1993, ch. 13), hence the t intervals below 10 seeds. ``se``/``se_df`` are the
     t statistics' own (paired: sd of the differences over sqrt(n), n - 1 df; unpaired: Welch)."""
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     runs = {k: (v["value"].to_numpy(float), v["seed"].to_numpy())
             for k, v in finals.groupby(["metric", "scale", "recipe"], sort=False)}
     for i in rows:
@@ -312,6 +313,7 @@ def survival(table: pd.DataFrame, recipe: str, *, top_sizes: int = 2,
 
 def _trend(rows: pd.DataFrame, gain: np.ndarray, level: float):
     """OLS slope of the gain on log10 N (+ log10 D/N when it varies), its CI and a word."""
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     nan = float("nan")
     x1 = np.log10(rows["params"].to_numpy(float))
     x2 = np.log10(rows["tokens"].to_numpy(float) / rows["params"].to_numpy(float))

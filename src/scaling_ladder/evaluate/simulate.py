@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..compare import CompareOptions, compare
 from ..compare.decide import Rule
@@ -331,6 +330,7 @@ def _score(records: pd.DataFrame, rule: Rule, design: LadderDesign) -> Simulatio
 
 def _binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson interval for k successes in n trials."""
+    from scipy import stats  # imported when used: scipy.stats is a second to import
     if n == 0:
         return (float("nan"), float("nan"))
     a = (1 - level) / 2

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from ..errors import InputError
 from ..observations.table import Observations, checkpoint_mask
@@ -52,6 +51,7 @@ def paired_loss(frame: pd.DataFrame, metric: str, recipes: tuple[str, ...], *,
     every checkpoint both metrics log with ``points="all"``, which a ladder of one run per size
     needs). Only losses every recipe has count. ``(None, why)`` when there is none.
     """
+    from scipy.stats import spearmanr  # imported when used: scipy.stats is a second to import
     losses = frame[frame["kind"] == "loss"]
     cover = losses.groupby("metric")["recipe"].nunique()
     full = sorted(str(m) for m, n in cover.items() if n == len(recipes))

@@ -84,6 +84,12 @@ class Law:
         """d log phi_j / d theta_k at ``theta`` (n or 1, q): returns (n, m, q)."""
         raise NotImplementedError
 
+    def terms_grad(self, terms: np.ndarray, theta: np.ndarray,
+                   x: Mapping[str, np.ndarray]) -> np.ndarray:
+        """d/d theta_k of the sum of ``terms`` (n, m) = ``c_j phi_j`` at ``theta`` (n or 1, q):
+        ``sum_j terms_j d log phi_j / d theta_k``, (n, q)."""
+        return np.einsum("nm,nmq->nq", terms, self.log_basis_grad(theta, x))
+
     def grid(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Screening values of each nonlinear parameter (lmfit's ``guess``), from the data."""
         raise NotImplementedError
@@ -168,8 +174,14 @@ class Law:
         return out
 
 
-def _log(v: np.ndarray) -> np.ndarray:
-    return np.log(np.asarray(v, dtype=float))
+def _log(x: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """``log x[key]``: from ``x.logs`` where the inputs carry their logs (a fit's
+    :class:`~scaling_ladder.laws.objective.Inputs`, computed once per problem rather than at
+    every evaluation)."""
+    logs = getattr(x, "logs", None)
+    if logs is not None and key in logs:
+        return logs[key]
+    return np.log(np.asarray(x[key], dtype=float))
 
 
 _EXPONENT_GRID = np.linspace(0.02, 1.6, 28)
@@ -197,16 +209,27 @@ class ChinchillaLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a, b = theta[..., 0], theta[..., 1]
-        zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
-        return np.stack([zero, -a * ln_n, -b * ln_d], axis=-1)
+        out = np.empty(np.broadcast_shapes(a.shape, ln_n.shape) + (3,))
+        out[..., 0] = 0.0  # written in place: np.stack of the columns copied them once more
+        np.multiply(-a, ln_n, out=out[..., 1])
+        np.multiply(-b, ln_d, out=out[..., 2])
+        return out
 
     def log_basis_grad(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         g = np.zeros((len(ln_n), 3, 2))
         g[:, 1, 0], g[:, 2, 1] = -ln_n, -ln_d
         return g
+
+    def terms_grad(self, terms, theta, x):
+        # the einsum's products without those by the gradient's zeros (which add exactly 0):
+        # the same values, without an (n, 3, 2) array per evaluation
+        out = np.empty((len(terms), 2))
+        np.multiply(terms[:, 1], _log(x, "params"), out=out[:, 0])
+        np.multiply(terms[:, 2], _log(x, "tokens"), out=out[:, 1])
+        return np.negative(out, out=out)
 
     def grid(self, x):
         return {"alpha": _EXPONENT_GRID, "beta": _EXPONENT_GRID}
@@ -235,13 +258,13 @@ class OvertrainLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a = theta[..., 0]
         zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
         return np.stack([zero, -a * ln_n, -a * ln_d], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         g = np.zeros((len(ln_n), 3, 1))
         g[:, 1, 0], g[:, 2, 0] = -ln_n, -ln_d
         return g
@@ -284,12 +307,12 @@ class PowerLaw(Law):
         return (self.variable,)
 
     def log_basis(self, theta, x):
-        ln_x = _log(x[self.variable])
+        ln_x = _log(x, self.variable)
         a = theta[..., 0]
         return np.stack([np.zeros(np.broadcast_shapes(a.shape, ln_x.shape)), -a * ln_x], -1)
 
     def log_basis_grad(self, theta, x):
-        ln_x = _log(x[self.variable])
+        ln_x = _log(x, self.variable)
         g = np.zeros((len(ln_x), 2, 1))
         g[:, 1, 0] = -ln_x
         return g
@@ -334,14 +357,14 @@ class DataConstrainedLaw(Law):
         return np.minimum(np.asarray(tokens, dtype=float), u) + u * r_star * -np.expm1(-r / r_star)
 
     def log_basis(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         a, b, rs = theta[..., 0], theta[..., 1], theta[..., 2]
         d_eff = self.effective_tokens(x["tokens"], x["unique_tokens"], rs)
         zero = np.zeros(np.broadcast_shapes(a.shape, ln_n.shape))
         return np.stack([zero, -a * ln_n, -b * np.log(d_eff)], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         b, rs = theta[..., 1], theta[..., 2]
         u = np.asarray(x["unique_tokens"], dtype=float)
         r = np.maximum(np.asarray(x["tokens"], dtype=float) / u - 1.0, 0.0)
@@ -385,13 +408,13 @@ class KaplanLaw(Law):
         return ("params", "tokens")
 
     def log_basis(self, theta, x):
-        ln_n, ln_d = _log(x["params"]), _log(x["tokens"])
+        ln_n, ln_d = _log(x, "params"), _log(x, "tokens")
         a = theta[..., 0]
         return np.stack([-a * ln_n, -np.broadcast_to(ln_d, np.broadcast_shapes(
             a.shape, ln_d.shape))], axis=-1)
 
     def log_basis_grad(self, theta, x):
-        ln_n = _log(x["params"])
+        ln_n = _log(x, "params")
         g = np.zeros((len(ln_n), 2, 2))
         g[:, 0, 0] = -ln_n
         return g

@@ -49,6 +49,8 @@ class GroupedNewton:
         self.s_index = idx[0, self.shared]  # (S,)
         self.l_index = idx[:, self.local]  # (G, L)
         self.order = np.argsort(prob.group, kind="stable")
+        # points already in group order (one group, say): no copy of every array in that order
+        self.in_order = bool(np.all(self.order[1:] > self.order[:-1]))
         g = prob.group[self.order]
         self.starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         self.groups = g[self.starts]
@@ -60,7 +62,8 @@ class GroupedNewton:
     def _per_group(self, a: np.ndarray) -> np.ndarray:
         """Sum ``a`` (B, n, ...) over the points of each group: (B, G, ...)."""
         out = np.zeros(a.shape[:1] + (len(self.prob.groups),) + a.shape[2:])
-        out[:, self.groups] = np.add.reduceat(a[:, self.order], self.starts, axis=1)
+        a = a if self.in_order else a[:, self.order]
+        out[:, self.groups] = np.add.reduceat(a, self.starts, axis=1)
         return out
 
     def _values(self, r: np.ndarray, w: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -108,7 +111,8 @@ class GroupedNewton:
         prob, S, L = self.prob, len(self.shared), len(self.local)
         psi = w * prob.rho_prime(r)
         om = self._curvature(r, w, psi, near)
-        js, jl = jac[:, :, self.shared], jac[:, :, self.local]
+        js = jac if self.shared == list(range(jac.shape[2])) else jac[:, :, self.shared]
+        jl = jac[:, :, self.local]
         jso = js * om[:, :, None]
         gs, gl = np.einsum("bns,bn->bs", js, psi), self._per_group(jl * psi[:, :, None])
         hss = np.einsum("bns,bnt->bst", jso, js)
@@ -170,7 +174,8 @@ class GroupedNewton:
         if prob.space != "log":
             share = share / np.maximum(np.abs(r + prob.t_y), 1e-300)[:, :, None]
         big = np.zeros((len(r), len(prob.groups), self.m))
-        big[:, self.groups] = np.maximum.reduceat(share[:, self.order], self.starts, axis=1)
+        share = share if self.in_order else share[:, self.order]
+        big[:, self.groups] = np.maximum.reduceat(share, self.starts, axis=1)
         for j in self.coef:
             if j in self.shared:
                 out[:, prob.index[0, j]] = big[:, :, j].max(axis=1) < VANISHED

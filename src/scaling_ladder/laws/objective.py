@@ -34,11 +34,35 @@ BOOT_OPTIONS = {"ftol": 1e-12, "gtol": 1e-9, "maxiter": 3000, "maxcor": 20}
 SMALL = 20
 
 
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=1)`` of an (n, m) array: below 8 columns numpy adds them left to right,
+    as done here (the same values), without its slow reduction over a short axis."""
+    if a.shape[1] >= 8:
+        return a.sum(axis=1)
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        out += a[:, j]
+    return out
+
+
+class Inputs(dict):
+    """A law's input columns (name -> array) with their logs, ``logs``, worked out once: the
+    laws' bases read the logs (:func:`~scaling_ladder.laws.forms._log`), which an
+    evaluation on a million points would otherwise take again at every step."""
+
+    def __init__(self, x, logs=None):
+        super().__init__(x)
+        if logs is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = {k: np.log(np.asarray(v, dtype=float)) for k, v in self.items()}
+        self.logs = logs
+
+
 class Problem:
     """Arrays of one fit: inputs, targets, weights, groups, and the parameter layout."""
 
     def __init__(self, law, x, y, w, group, run, groups, shared, space, loss, delta):
-        self.law, self.x, self.y, self.w = law, x, y, w
+        self.law, self.x, self.y, self.w = law, Inputs(x), y, w
         self.group, self.run, self.groups = group, run, groups
         self.space, self.loss, self.delta = space, loss, delta
         self.shared = set(shared)
@@ -66,6 +90,10 @@ class Problem:
         self._free_index = self.index[self._free]
         self._point_free = self.point_index >= 0
         self._point_free_index = self.point_index[self._point_free]
+        # every parameter free: the gradient's weights are the derivatives in their own order
+        self._all_free = bool(self._point_free.all())
+        # one group: every point has the same parameters, taken per vector rather than per point
+        self._one = len(groups) == 1
         self._signs = np.asarray(law.signs, dtype=float)
         self._newton: GroupedNewton | None = None
         self._tiled: dict = {}
@@ -109,11 +137,13 @@ class Problem:
         law, m = self.law, len(self.law.coefficients)
         z = self.z_fixed[None].repeat(len(self.groups), axis=0)
         z[self._free] = np.asarray(xv, dtype=float)[self._free_index]
-        zp = z[self.group]  # (n, p)
+        zp = z if self._one else z[self.group]  # (1 or n, p): the same values on every point
         logb = law.log_basis(zp[:, m:], self.x)
         terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * self._signs
-        total = terms.sum(axis=1)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], self.x))
+        total = _row_sum(terms)
+        jac_theta = law.terms_grad(terms, zp[:, m:], self.x)
+        if self._one:
+            zp = np.broadcast_to(zp, (len(total), zp.shape[1]))
         dy = np.concatenate([terms, jac_theta], axis=1)
         yhat, bad = total, False
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -136,24 +166,36 @@ class Problem:
         (B, n, p), and whether each vector keeps every prediction in the law's domain (B,)."""
         law, m, n = self.law, len(self.law.coefficients), len(self.y)
         b = len(xs)
-        zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
-        x = self._inputs(b)
-        logb = law.log_basis(zp[:, m:], x)  # (B n, m)
-        terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * np.asarray(law.signs, float)
-        total = terms.sum(axis=1)
+        if self._one:  # the same values as below, without a row of parameters per point
+            z = self.z_of(xs)[:, 0]  # (B, p)
+            logb = law.log_basis(z[:, None, m:], self.x)  # (B, n, m)
+            terms = np.exp(np.minimum(z[:, None, :m] + logb, 700.0)) * self._signs
+            dy = np.empty((b, n, z.shape[1]))
+            dy[:, :, :m] = terms
+            for k in range(b):
+                dy[k, :, m:] = law.terms_grad(terms[k], z[k, None, m:], self.x)
+            terms, dy = terms.reshape(b * n, m), dy.reshape(b * n, -1)  # (B n, p)
+            zp = None
+        else:
+            zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
+            x = self._inputs(b)
+            logb = law.log_basis(zp[:, m:], x)  # (B n, m)
+            terms = np.exp(np.minimum(zp[:, :m] + logb, 700.0)) * self._signs
+            jac_theta = law.terms_grad(terms, zp[:, m:], x)
+            dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (B n, p)
+        total = _row_sum(terms)
         bad = np.zeros(b * n, bool)
-        jac_theta = np.einsum("nm,nmq->nq", terms, law.log_basis_grad(zp[:, m:], x))
-        dy = np.concatenate([terms, jac_theta], axis=1)  # d yhat / d z, (B n, p)
         yhat = total
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if law.outer is not None:  # yhat = total**q: dyhat = yhat (q dtotal/total + dq ln)
                 bad |= total <= 0
                 iq = m + law.exponents.index(law.outer)
-                q, log_total = zp[:, iq], np.log(total)
+                q = np.repeat(z[:, iq], n) if zp is None else zp[:, iq]
+                log_total = np.log(total)
                 yhat = np.exp(np.minimum(q * log_total, 700.0))
                 dy = (yhat * q / total)[:, None] * dy
                 dy[:, iq] += yhat * log_total
-            t_y = np.tile(self.t_y, b)
+            t_y = self.t_y if b == 1 else np.tile(self.t_y, b)
             if self.space == "log":
                 bad |= yhat <= 0
                 r, dy = np.log(yhat) - t_y, dy / yhat[:, None]
@@ -167,7 +209,8 @@ class Problem:
         if b == 1:
             return self.x
         if self._tiled.get("b") != b:
-            self._tiled = {"b": b, "x": {k: np.tile(v, b) for k, v in self.x.items()}}
+            self._tiled = {"b": b, "x": Inputs({k: np.tile(v, b) for k, v in self.x.items()},
+                                               {k: np.tile(v, b) for k, v in self.x.logs.items()})}
         return self._tiled["x"]
 
     def value(self, r: np.ndarray, w: np.ndarray) -> float:
@@ -183,7 +226,8 @@ class Problem:
         if not np.isfinite(f):
             return np.inf, np.zeros_like(xv)
         gp = (w * self.rho_prime(r))[:, None] * dr  # (n, p)
-        grad = np.bincount(self._point_free_index, weights=gp[self._point_free],
+        grad = np.bincount(self._point_free_index,
+                           weights=gp.ravel() if self._all_free else gp[self._point_free],
                            minlength=self.n_free)
         return f, grad
 
@@ -339,11 +383,22 @@ def build_problem(law, frame, loss, delta, space, weights, by, shared):
         groups = tuple(groups_arr)
     # runs numbered in the order of their (group, experiment, run) names, as strings
     keys = ["experiment", "run"] if "experiment" in frame else ["run"]
-    names = pd.DataFrame({"group": group.astype(str),
-                          **{k: frame[k].astype(str).to_numpy() for k in keys}})
-    run = names.groupby(list(names.columns), sort=True).ngroup().to_numpy()
+    run = _string_order([group] + [frame[k] for k in keys])
     prob = Problem(law, x, y, w, group, run, groups, tuple(shared), space, loss, delta)
     return prob, int(run.max()) + 1 if len(run) else 0
+
+
+def _string_order(columns) -> np.ndarray:
+    """The number of each row's combination of ``columns`` in the sorted order of their
+    values as strings (what ``groupby(sort=True).ngroup()`` of the columns ``astype(str)``
+    gives), from each column's distinct values: a million rows are not turned into strings."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        names = pd.Index(uniques).astype(str).to_numpy(dtype=object).astype(str)
+        sorted_names, rank = np.unique(names, return_inverse=True)
+        key = key * len(sorted_names) + rank.reshape(-1)[codes]
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
 def public_values(prob: Problem, xv: np.ndarray) -> np.ndarray:

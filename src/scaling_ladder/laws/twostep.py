@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from ..errors import InputError
 from ..observations.table import Observations, checkpoint_mask
@@ -299,6 +298,7 @@ def step_two_baseline(rows: pd.DataFrame) -> float | None:
 
 def _verdict(rows: pd.DataFrame, task: str) -> list[str]:
     """What the ladder's final accuracies say before any fit: near chance, not rising."""
+    from scipy.stats import spearmanr  # imported when used: scipy.stats is a second to import
     final = _final_task_rows(rows, task)
     reasons = []
     rb = step_two_baseline(final)
