@@ -288,11 +288,12 @@ def demo(
     again to resume. Example: ladder demo --out ladder-demo; ladder demo --experiment
     tokenizer --out tokenizer-demo
     """
-    from .. import demo, demo_tokenizer
+    from .. import demo
+    from ..demo import tokenizer
 
     if experiment not in ("mixtures", "tokenizer"):
         raise ValueError(f"The --experiment option is mixtures or tokenizer. Got {experiment!r}.")
-    steps = demo_tokenizer if experiment == "tokenizer" else demo
+    steps = tokenizer if experiment == "tokenizer" else demo
     quiet = json_out == "-"
     with phase_progress(quiet) as progress:
         data_dir = steps.build_data(out_dir, progress=progress)

@@ -21,21 +21,21 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .demo import DemoResult
+from . import DemoResult
 
 RECIPE = "balanced"
 TOKENIZERS = ("byte", "bpe:4096")
 BASELINE = f"{RECIPE}.byte"
 METRIC = "val/mean"
-SIZES = ("d32-l2", "d48-l3", "d64-l4", "d96-l4")
+SIZES = ("d96-l4", "d128-l4", "d128-l6", "d160-l6")  # smaller: a plateau (mixtures demo)
 TOKENS = 3e5
-TARGET = (2e6, 4e7)  # non-embedding N, tokens: ~5x the largest proxy's N
+TARGET = (1.8e7, 3.6e8)  # non-embedding N, tokens: ~10x the largest proxy's N
 LAW = "kaplan"  # proxies this small do not identify Chinchilla's E (see demo.LAW)
 
 
 def build_data(out: str | Path, *, progress: Callable | None = None) -> dict[str, Path]:
     """The default corpus's ``balanced`` mixture under each tokenizer: folders by label."""
-    from .data import build_each, default_recipes
+    from ..data import build_each, default_recipes
 
     built = build_each(default_recipes(Path(out) / "corpus"), Path(out) / "data", TOKENIZERS,
                        only=[RECIPE], progress=progress)
@@ -44,10 +44,10 @@ def build_data(out: str | Path, *, progress: Callable | None = None) -> dict[str
 
 def train(out: str | Path, data: dict[str, Path], *, progress: Callable | None = None) -> Path:
     """Train the same shapes on each tokenizer's tokens; returns the joined observations."""
-    from .files import write_atomic
-    from .plan.plan import build_plan
-    from .plan.spec import tiny_spec
-    from .train import TrainOptions, train_ladder
+    from ..files import write_atomic
+    from ..plan.plan import build_plan
+    from ..plan.spec import tiny_spec
+    from ..train import TrainOptions, train_ladder
 
     parts = []
     for label, data_dir in data.items():
@@ -70,11 +70,11 @@ def train(out: str | Path, data: dict[str, Path], *, progress: Callable | None =
 def decide_and_report(out: str | Path, observations: Path, data: dict[str, Path], *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare BPE against bytes in bits/byte, then write the report with the data checks."""
-    from .compare import CompareOptions, compare
-    from .data import check
-    from .files import write_atomic, write_json
-    from .observations.table import read_observations
-    from .report import build_report
+    from ..compare import CompareOptions, compare
+    from ..data import check
+    from ..files import write_atomic, write_json
+    from ..observations.table import read_observations
+    from ..report import build_report
 
     stamp = hashlib.sha256(Path(observations).read_bytes()).hexdigest()
     saved, path = Path(out) / "comparison.json", Path(out) / "report.html"

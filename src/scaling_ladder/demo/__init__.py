@@ -47,7 +47,7 @@ class DemoResult:
 def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
                progress: Callable | None = None) -> Path:
     """Write the default corpus and build its token files; returns the data directory."""
-    from .data import build, default_recipes
+    from ..data import build, default_recipes
 
     data_dir = Path(out) / "data"
     build(default_recipes(Path(out) / "corpus"), data_dir, only=list(recipes), progress=progress)
@@ -57,8 +57,8 @@ def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
 def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES,
           progress: Callable | None = None) -> Path:
     """Train the tiny ladder (3 recipes x 5 sizes); returns its observations file."""
-    from .plan.plan import make_plan, tiny_spec
-    from .train import TrainOptions, train_ladder
+    from ..plan.plan import make_plan, tiny_spec
+    from ..train import TrainOptions, train_ladder
 
     spec = tiny_spec(list(recipes), experiment="demo")
     # warmup-stable-decay with cooldown branches at 25% and 50% of the tokens: three properly
@@ -77,11 +77,11 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
 def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
-    from .compare import CompareOptions, compare
-    from .data import check
-    from .files import write_atomic, write_json
-    from .observations.table import read_observations
-    from .report import build_report
+    from ..compare import CompareOptions, compare
+    from ..data import check
+    from ..files import write_atomic, write_json
+    from ..observations.table import read_observations
+    from ..report import build_report
 
     stamp = hashlib.sha256(Path(observations).read_bytes()).hexdigest()
     saved, path = Path(out) / "comparison.json", Path(out) / "report.html"
