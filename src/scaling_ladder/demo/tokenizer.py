@@ -27,9 +27,9 @@ RECIPE = "balanced"
 TOKENIZERS = ("byte", "bpe:4096")
 BASELINE = f"{RECIPE}.byte"
 METRIC = "val/mean"
-SIZES = ("d96-l4", "d128-l4", "d128-l6", "d160-l6")  # smaller: a plateau (mixtures demo)
-TOKENS = 3e5
-TARGET = (1.8e7, 3.6e8)  # non-embedding N, tokens: ~10x the largest proxy's N
+SIZES = ("d96-l4", "d128-l4", "d160-l4")  # smaller: a plateau (the mixtures demo)
+TOKENS = 2e5
+TARGET = (1.2e7, 2.4e8)  # non-embedding N, tokens: ~10x the largest proxy's N
 LAW = "kaplan"  # proxies this small do not identify Chinchilla's E (see demo.LAW)
 
 
