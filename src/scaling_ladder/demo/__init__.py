@@ -77,6 +77,19 @@ def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES
 def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare the recipes against ``balanced``, then write the report with the data checks."""
+    # laws are fitted to the annealed points: each WSD run's end and its cooldown branches
+    return compare_and_report(out, observations, data_dir, data_dir, baseline=BASELINE,
+                              metric=METRIC, target=TARGET, law=LAW,
+                              title="scaling-ladder demo", progress=progress)
+
+
+def compare_and_report(out: str | Path, observations: Path, data_dir: Path, checked: Path, *,
+                       baseline: str, metric: str, target: tuple[float, float], law: str,
+                       title: str, progress: Callable[[int, int], None] | None = None
+                       ) -> DemoResult:
+    """What every demo ends with: the comparison against ``baseline`` and the report (with the
+    data checks of the token folder ``checked``), written beside the observations; a re-run
+    on the same observations reads them back and computes nothing."""
     from ..compare import CompareOptions, compare
     from ..data import check
     from ..files import write_atomic, write_json
@@ -88,21 +101,18 @@ def decide_and_report(out: str | Path, observations: Path, data_dir: Path, *,
     decided = Path(out) / "compared.sha256"  # of the observations compared, written last
     if decided.exists() and decided.read_text().strip() == stamp and saved.exists():
         d = json.loads(saved.read_text())  # a re-run on the same observations: nothing new
-        return DemoResult(data_dir, observations, path, d["decision"],
-                          {k: v["decision"] for k, v in d["recipes"].items()},
-                          tuple(d["reasons"]))
-    obs = read_observations(observations)
-    # laws are fitted to the annealed points: each WSD run's end and its cooldown branches
-    comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
-                         target_tokens=TARGET[1], options=CompareOptions(law=LAW))
-    report = build_report(obs, metric=METRIC, compare=comparison, checks=check(data_dir),
-                          baseline=BASELINE, target=TARGET, law=LAW,
-                          title="scaling-ladder demo", progress=progress)
-    report.write(path)
-    d = comparison.to_dict()
-    # beside the page: the comparison (``ladder report --compare`` reads it) and the report
-    write_json(saved, d)
-    write_json(Path(out) / "report.json", report.to_dict())
-    write_atomic(decided, stamp + "\n")
+    else:
+        obs = read_observations(observations)
+        comparison = compare(obs, baseline=baseline, metric=metric, target_params=target[0],
+                             target_tokens=target[1], options=CompareOptions(law=law))
+        report = build_report(obs, metric=metric, compare=comparison, checks=check(checked),
+                              baseline=baseline, target=target, law=law, title=title,
+                              progress=progress)
+        report.write(path)
+        d = comparison.to_dict()
+        # beside the page: the comparison (``ladder report --compare`` reads it), the report
+        write_json(saved, d)
+        write_json(Path(out) / "report.json", report.to_dict())
+        write_atomic(decided, stamp + "\n")
     return DemoResult(data_dir, observations, path, d["decision"],
                       {k: v["decision"] for k, v in d["recipes"].items()}, tuple(d["reasons"]))

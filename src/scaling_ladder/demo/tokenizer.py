@@ -16,12 +16,10 @@ whatever the vocabulary; the comparison says both.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import DemoResult
+from . import DemoResult, compare_and_report
 
 RECIPE = "balanced"
 TOKENIZERS = ("byte", "bpe:4096")
@@ -70,30 +68,6 @@ def train(out: str | Path, data: dict[str, Path], *, progress: Callable | None =
 def decide_and_report(out: str | Path, observations: Path, data: dict[str, Path], *,
                       progress: Callable[[int, int], None] | None = None) -> DemoResult:
     """Compare BPE against bytes in bits/byte, then write the report with the data checks."""
-    from ..compare import CompareOptions, compare
-    from ..data import check
-    from ..files import write_atomic, write_json
-    from ..observations.table import read_observations
-    from ..report import build_report
-
-    stamp = hashlib.sha256(Path(observations).read_bytes()).hexdigest()
-    saved, path = Path(out) / "comparison.json", Path(out) / "report.html"
-    decided = Path(out) / "compared.sha256"
-    if decided.exists() and decided.read_text().strip() == stamp and saved.exists():
-        d = json.loads(saved.read_text())
-        return DemoResult(next(iter(data.values())).parent, observations, path, d["decision"],
-                          {k: v["decision"] for k, v in d["recipes"].items()},
-                          tuple(d["reasons"]))
-    obs = read_observations(observations)
-    comparison = compare(obs, baseline=BASELINE, metric=METRIC, target_params=TARGET[0],
-                         target_tokens=TARGET[1], options=CompareOptions(law=LAW))
-    report = build_report(obs, metric=METRIC, compare=comparison, baseline=BASELINE,
-                          checks=check(data[next(iter(data))]), target=TARGET, law=LAW,
-                          title="scaling-ladder tokenizer demo", progress=progress)
-    report.write(path)
-    d = comparison.to_dict()
-    write_json(saved, d)
-    write_json(Path(out) / "report.json", report.to_dict())
-    write_atomic(decided, stamp + "\n")
-    return DemoResult(next(iter(data.values())).parent, observations, path, d["decision"],
-                      {k: v["decision"] for k, v in d["recipes"].items()}, tuple(d["reasons"]))
+    return compare_and_report(out, observations, Path(out) / "data", data["byte"],
+                              baseline=BASELINE, metric=METRIC, target=TARGET, law=LAW,
+                              title="scaling-ladder tokenizer demo", progress=progress)
