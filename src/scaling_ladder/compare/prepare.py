@@ -70,7 +70,7 @@ class Prepared:
     @property
     def loss_units(self) -> str:
         """What a loss delta is said in: bits/byte across tokenizers, else nats."""
-        return "bits/byte" if self.units == BITS_PER_BYTE else "nats"
+        return said_in(self.units)
 
 
 def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | None,
@@ -149,9 +149,13 @@ def prepare(obs: Observations | pd.DataFrame, *, baseline: str, metric: str | No
     return Prepared(frame, frame_all, labels, protocol, metric, match, table, recipes, missing,
                     where, tuple(notes), kind=kind, paired_loss=paired, paired_loss_how=how,
                     observed=observed_ranking(table, metric, baseline=baseline,
-                                              loss_units="bits/byte" if units == BITS_PER_BYTE
-                                              else "nats"), cuts=cuts,
+                                              loss_units=said_in(units)), cuts=cuts,
                     units=units, per_token=per_token)
+
+
+def said_in(units: str) -> str:
+    """The word a loss delta is said in, from the decision metric's units."""
+    return BITS_PER_BYTE if units == BITS_PER_BYTE else "nats"
 
 
 def check_inputs(obs: Observations | pd.DataFrame, baseline: str, metric: str | None, *,
