@@ -62,6 +62,8 @@ CSV = {
         "e,r,a,100,2000,val/p,Perplexity,20\ne,r,a,100,3000,ds/z,accuracy,1\n",
     "units": HEADER + ",tokenizer,bytes_per_token,unit\n"
         "e,r,a,100,1000,val/x,loss,1.2,gpt2,4.1,bpb\ne,r,a,100,2000,val/x,loss,1.1, ,,\n",
+    "training bytes per token": HEADER + ",train_bytes_per_token\n"
+        "e,r,a,100,1000,val/x,loss,1.2,3.9\ne,r,a,100,2000,val/x,loss,1.1,\n",
     "extra columns": HEADER + ",flag,note,score,gap,empty,mixed\n"
         "e,r,a,100,1000,val/x,loss,3,True,x,1,,,1\n"
         "e,r,b,200,1000,val/x,loss,2.9,false,,2.5,7,,two\n",

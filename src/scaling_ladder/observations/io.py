@@ -72,7 +72,7 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
 
 # the columns read as numbers by read_typed (the others as text); table.py checks them all
 NUMBER_COLUMNS = ("params", "tokens", "flops", "seed", "lr", "batch_tokens", "value",
-                  "bytes_per_token")
+                  "bytes_per_token", "train_bytes_per_token")
 TEXT_COLUMNS = ("experiment", "recipe", "run", "metric", "kind", "final", "tokenizer", "unit")
 
 

@@ -27,8 +27,9 @@ from .where import where_mask
 
 REQUIRED = ("run", "params", "tokens", "metric", "value")
 OPTIONAL = ("experiment", "recipe", "flops", "seed", "lr", "batch_tokens", "final", "kind",
-            "tokenizer", "bytes_per_token", "unit")
-UNIT_COLUMNS = ("tokenizer", "bytes_per_token", "unit")  # optional; kept only when given
+            "tokenizer", "bytes_per_token", "train_bytes_per_token", "unit")
+# optional; kept only when given
+UNIT_COLUMNS = ("tokenizer", "bytes_per_token", "train_bytes_per_token", "unit")
 COLUMNS = ("experiment", "recipe", "run", "params", "tokens", "flops", "seed", "lr",
            "batch_tokens", "final", "metric", "kind", "value")
 KINDS = ("loss", "accuracy", "perplexity")
@@ -316,17 +317,20 @@ def validate(
 
 def _units(raw: pd.DataFrame, out: pd.DataFrame, fail) -> dict[str, pd.Series]:
     """The tokenizer columns, checked: ``tokenizer`` (text), ``bytes_per_token`` of the
-    evaluated slice (> 0, may be empty) and ``unit`` of a loss (``nats/token``, the default,
-    or ``bpb`` = bits/byte; :mod:`scaling_ladder.units`), written by its canonical name."""
+    evaluated slice and ``train_bytes_per_token`` of the training stream (each > 0, may be
+    empty) and ``unit`` of a loss (``nats/token``, the default, or ``bpb`` = bits/byte;
+    :mod:`scaling_ladder.units`), written by its canonical name."""
     got: dict[str, pd.Series] = {}
     if "tokenizer" in raw:
         s = _text(raw["tokenizer"])
         got["tokenizer"] = s.where(s != "", None)
-    if "bytes_per_token" in raw:
-        bpt = _numeric(raw, "bytes_per_token", fail, optional=True)
-        fail(bpt <= 0, "bytes_per_token", lambda v: f"{v} bytes per token is not positive",
-             "give the evaluated slice's UTF-8 bytes over its tokens (> 0), or leave it empty")
-        got["bytes_per_token"] = pd.Series(bpt, index=raw.index)
+    for col, of in (("bytes_per_token", "the evaluated slice's"),
+                    ("train_bytes_per_token", "the training stream's")):
+        if col in raw:
+            bpt = _numeric(raw, col, fail, optional=True)
+            fail(bpt <= 0, col, lambda v: f"{v} bytes per token is not positive",
+                 f"give {of} UTF-8 bytes over its tokens (> 0), or leave it empty")
+            got[col] = pd.Series(bpt, index=raw.index)
     if "unit" in raw:
         text = _text(raw["unit"]).str.lower()
         fail(~(text.isin(list(UNIT_NAMES)) | (text == "")).to_numpy(), "unit",
@@ -354,7 +358,8 @@ def _check_columns(raw: pd.DataFrame, path: str, line_word: str) -> None:
                     else f"add a {col} column (required: {', '.join(REQUIRED)})")
             raise InputError(path, f'column "{col}" is missing', column=col, fix=hint,
                              line=1 if line_word == "line" else None)
-    for col in unknown:
+    # a known column is no misspelling of another (train_bytes_per_token of bytes_per_token)
+    for col in (c for c in unknown if c not in OPTIONAL):
         guess = difflib.get_close_matches(col, [c for c in OPTIONAL if c not in have], n=1,
                                           cutoff=0.8)
         if guess:
