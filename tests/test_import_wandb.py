@@ -53,7 +53,7 @@ def test_wandb_run_folders_give_each_run_its_config(tmp_path, offline):
     offline("small", gpt(2, 32, seed=1), [(10, {"train/loss": 4.0}), (20, {"train/loss": 3.5}),
                                           (30, {"train/loss": 3.25, "val/c4": 3.5})])
     offline("big", gpt(4, 64, recipe="code", seed=2, tokenizer={"name": "bpe-32k"},
-                       bytes_per_token=4.2),
+                       bytes_per_token=4.2, data={"train_bytes_per_token": 3.9}),
             [(10, {"train/loss": 3.5}), (20, {"train/loss": float("nan")}),
              (30, {"train/loss": 2.75, "val/c4": 3.0})])
     obs = read_wandb(tmp_path / "wandb", params_from="config")
@@ -61,6 +61,7 @@ def test_wandb_run_folders_give_each_run_its_config(tmp_path, offline):
     # the tokenizer and bytes per token a config states: losses across tokenizers convert
     assert set(f.loc[["big"], "tokenizer"]) == {"bpe-32k"}
     assert set(f.loc[["big"], "bytes_per_token"]) == {4.2}
+    assert set(f.loc[["big"], "train_bytes_per_token"]) == {3.9}  # D in bytes
     assert f.loc[["small"], "tokenizer"].isna().all()
     for run, layers, d, recipe, seed, rows in (("small", 2, 32, "web", 1, 4),
                                                ("big", 4, 64, "code", 2, 3)):

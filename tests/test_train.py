@@ -143,6 +143,9 @@ def test_token_data_without_a_known_tokenizer_uses_the_manifest_bytes(tokens, tm
         metric="val/words").frame
     bpt = manifest["sources"]["words"]["val"]["bytes_per_token"]
     assert np.allclose(words["bits_per_byte"], words["value"] / math.log(2) / bpt)
+    # D in bytes: every row carries the training stream's bytes per token (the recipe's)
+    assert (words["train_bytes_per_token"] == manifest["recipes"]["alpha"]["bytes_per_token"]
+            ).all()
 
 
 def test_training_is_deterministic_on_cpu(tokens, tmp_path):

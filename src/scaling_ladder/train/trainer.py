@@ -664,7 +664,10 @@ def _base_row(run: RunSpec, hardware: str, ds) -> dict[str, Any]:
             "params_no_input_embed": run.params_no_input_embed, "stage": run.stage,
             "size": run.size, "d_model": run.d_model, "n_layers": run.n_layers,
             "n_heads": run.n_heads, "vocab_size": run.vocab_size, "seq_len": run.seq_len,
-            "tokenizer": f"{tok['kind']}-{tok['vocab_size']}", "protocol": run.protocol,
+            "tokenizer": f"{tok['kind']}-{tok['vocab_size']}",
+            # the recipe's UTF-8 bytes per training token: D in bytes = tokens x this
+            "train_bytes_per_token": float(ds.bytes_per_token(run.recipe)),
+            "protocol": run.protocol,
             "lr_multiplier": run.lr_multiplier, "schedule": run.schedule,
             "multiplier": run.multiplier, "hardware": hardware}
 

@@ -27,6 +27,9 @@ LR = ("lr", "learning_rate", "max_lr", "peak_lr", "optimizer.lr")
 RECIPE = ("recipe", "data_recipe", "mixture", "data_mix", "dataset")
 TOKENIZER = ("tokenizer", "tokenizer_name", "tokenizer.name", "tokenizer_name_or_path")
 BYTES_PER_TOKEN = ("bytes_per_token", "data.bytes_per_token", "tokenizer.bytes_per_token")
+# of the training stream (D in bytes = tokens x this); no "train." prefix: a key ending in
+# ".bytes_per_token" is read as the evaluated slice's
+TRAIN_BYTES_PER_TOKEN = ("train_bytes_per_token", "data.train_bytes_per_token")
 GATED = ("silu", "swiglu", "swish", "geglu", "reglu")
 LEARNED_POSITIONS = ("gpt2", "gpt_neo", "opt", "gpt_bigcode", "biogpt")
 QKV_BIAS = ("qwen2",)
@@ -161,8 +164,10 @@ def tokens_per_step_from(config: Mapping) -> float | None:
 
 
 def meta_from(config: Mapping) -> dict:
-    """Seed, learning rate, recipe, tokenizer and bytes per token the config states (keys
-    absent where it does not): a loss compared across tokenizers needs the last two."""
+    """Seed, learning rate, recipe, tokenizer, bytes per token (of the evaluated slice) and
+    train bytes per token (of the training stream) the config states (keys absent where it
+    does not): a loss compared across tokenizers needs the tokenizer and bytes per token, a
+    fit with D in bytes the training stream's."""
     out = {}
     for field, keys in (("seed", SEED), ("lr", LR)):
         value = number(lookup(config, keys))
@@ -174,7 +179,9 @@ def meta_from(config: Mapping) -> dict:
     tokenizer = lookup(config, TOKENIZER)
     if isinstance(tokenizer, str) and tokenizer.strip():
         out["tokenizer"] = tokenizer.strip()
-    bpt = number(lookup(config, BYTES_PER_TOKEN))
-    if bpt is not None and bpt > 0:
-        out["bytes_per_token"] = bpt
+    for field, keys in (("bytes_per_token", BYTES_PER_TOKEN),
+                        ("train_bytes_per_token", TRAIN_BYTES_PER_TOKEN)):
+        bpt = number(lookup(config, keys))
+        if bpt is not None and bpt > 0:
+            out[field] = bpt
     return out

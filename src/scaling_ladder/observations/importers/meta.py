@@ -147,7 +147,8 @@ class Meta:
             value = value if source == "run" else stated.get(name, value)
             if value is not None:
                 out[name] = value
-        out.update({k: stated[k] for k in ("tokenizer", "bytes_per_token") if k in stated})
+        out.update({k: stated[k] for k in ("tokenizer", "bytes_per_token",
+                                           "train_bytes_per_token") if k in stated})
         return out
 
     def _params(self, run: str, config: Mapping, where: str, out: dict) -> float:
@@ -193,10 +194,12 @@ class Meta:
 
 def with_meta(part: pd.DataFrame, m: dict) -> pd.DataFrame:
     """One run's rows with its recipe, seed, lr, batch_tokens, N counts, tokenizer and bytes
-    per token (where its config states them) as columns."""
+    per token of the evaluated slice and of the training stream (where its config states
+    them) as columns."""
     extra = {"recipe": m.get("recipe", "default"), "seed": m.get("seed", np.nan),
              "lr": m.get("lr", np.nan), "batch_tokens": m.get("tokens_per_step", np.nan)}
-    for key in ("params_total", "params_nonembed", "tokenizer", "bytes_per_token"):
+    for key in ("params_total", "params_nonembed", "tokenizer", "bytes_per_token",
+                "train_bytes_per_token"):
         if key in m:
             extra[key] = m[key]
     return part.assign(**extra)
