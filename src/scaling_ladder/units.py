@@ -9,6 +9,10 @@ arXiv:2101.00027, sec. 4: bits per UTF-8 byte)::
 
 where bytes/token is the evaluated slice's UTF-8 bytes over its tokens (EOS included, so a
 loss averaged over every token of the slice converts exactly).
+
+The data budget D has a unit too: tokens (the default) or UTF-8 bytes of training text,
+``tokens x train_bytes_per_token`` (:func:`tokens_to_bytes`), for laws in bits/byte compared
+across tokenizers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import pandas as pd
 
 NATS_PER_TOKEN = "nats/token"
 BITS_PER_BYTE = "bits/byte"
+# the unit of the data budget D a law is fitted in: training tokens, or UTF-8 bytes of them
+TOKENS, BYTES = "tokens", "bytes"
+DATA_UNITS = (TOKENS, BYTES)
 # how a unit may be written in the ``unit`` column -> its name
 UNIT_NAMES = {"nats/token": NATS_PER_TOKEN, "nats": NATS_PER_TOKEN, "nat/token": NATS_PER_TOKEN,
               "bpb": BITS_PER_BYTE, "bits/byte": BITS_PER_BYTE, "bit/byte": BITS_PER_BYTE}
@@ -71,4 +78,38 @@ def to_bits_per_byte(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["value"] = np.where(loss, bpb, frame["value"].to_numpy(dtype=float))
     out["unit"] = np.where(loss, BITS_PER_BYTE, None)
+    return out
+
+
+def tokens_to_bytes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with the data budget D in UTF-8 bytes of training text: ``tokens`` (and
+    ``unique_tokens``, where given) times ``train_bytes_per_token``, the training stream's
+    bytes per token (not the evaluated slice's ``bytes_per_token``).
+
+    A token of a larger vocabulary carries more text, so D in tokens does not compare
+    tokenizers; D in bytes does, as bits/byte does for the loss (Tao et al. 2024, "Scaling
+    Laws with Vocabulary", arXiv:2407.13623, count training data in characters for this
+    reason). FLOPs are left as they are: they count tokens processed, not bytes.
+
+    Raises
+    ------
+    ValueError naming the runs (the first few) whose rows lack ``train_bytes_per_token``, and
+    the fix: nothing is dropped quietly.
+    """
+    if "train_bytes_per_token" in frame:
+        bpt = pd.to_numeric(frame["train_bytes_per_token"], errors="coerce").to_numpy(float)
+    else:
+        bpt = np.full(len(frame), np.nan)
+    lacking = ~(np.isfinite(bpt) & (bpt > 0))
+    if lacking.any():
+        runs = list(dict.fromkeys(frame.loc[lacking, "run"].astype(str)))
+        raise ValueError(f"no train_bytes_per_token for {len(runs)} run(s) "
+                         f"({', '.join(runs[:4])}{', …' if len(runs) > 4 else ''}), so their "
+                         "data budget in bytes is unknown; give train_bytes_per_token (the "
+                         "training stream's UTF-8 bytes per token), or fit with D in tokens "
+                         "(--data tokens)")
+    out = frame.copy()
+    for col in ("tokens", "unique_tokens"):
+        if col in out:
+            out[col] = out[col].to_numpy(dtype=float) * bpt
     return out

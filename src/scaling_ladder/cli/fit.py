@@ -19,7 +19,7 @@ from ..laws.forms import make_law
 from ..laws.holdout import holdout as holdout_eval
 from ..laws.twostep import TaskOptions, step_two_baseline, step_two_rows, task_law
 from ..observations.table import Observations
-from ..units import BITS_PER_BYTE, UNIT_NAMES, to_bits_per_byte
+from ..units import BITS_PER_BYTE, DATA_UNITS, UNIT_NAMES, to_bits_per_byte
 from .common import (
     Checkpoints,
     DataTable,
@@ -100,6 +100,10 @@ def fit(
     units: Annotated[str | None, typer.Option(
         help="bits/byte: convert every loss first (from bytes_per_token, unit bpb or the "
         "trainer's bits_per_byte), as across tokenizers. The fit says its unit.")] = None,
+    data: Annotated[str, typer.Option(
+        help="The unit of D: tokens, or bytes (tokens x train_bytes_per_token, the training "
+        "stream's UTF-8 bytes per token), to compare tokenizers. A bytes fit predicts at D in "
+        "bytes; ladder optimal refuses it (6ND counts tokens).")] = "tokens",
     jobs: Jobs = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -107,8 +111,12 @@ def fit(
 
     Example: ladder fit --example chinchilla --where "besiroglu_outlier == False"; step 2 of a
     task prediction: ladder fit runs.csv --law sigmoid --metric ds/hellaswag --loss-metric
-    val/c4
+    val/c4; across tokenizers: ladder fit runs.csv --metric val/c4 --units bits/byte --data
+    bytes
     """
+    data = data.strip().lower()
+    if data not in DATA_UNITS:
+        raise ValueError(f"The --data option takes tokens or bytes. Got {data!r}.")
     form = make_law(law, fixed=fixed_params(fix))
     step2 = {"anchor": anchor, "floor": floor, "smooth": smooth}
     if form.inputs == ("loss",):
@@ -135,7 +143,7 @@ def fit(
     with processes(jobs), progress_bar("bootstrap", quiet=json_out == "-" or bootstrap == 0) \
             as progress:
         result = form.fit(obs, loss=loss, bootstrap=bootstrap, seed=seed, by=by, shared=share,
-                          weights=weights, progress=progress)
+                          weights=weights, progress=progress, data=data)
     if emit_json(json_out, {**result.to_dict(), "selection": dict(obs.set_aside)}):
         return
     out.print(selection_table(obs))
@@ -158,7 +166,8 @@ def _print_fit(result: LawFit) -> None:
     quality = (f"; rmse {result.rmse:.3g}" + (f", R² {result.r2:.4f}" if result.r2 is not None
                                              else "") + f" ({result.space})"
                if result.rmse is not None else "")
-    out.print(f"{result.objective}; values in {result.unit}; {result.n_points} points, "
+    data = f"; D in {result.data}" if result.data != "tokens" else ""
+    out.print(f"{result.objective}; values in {result.unit}{data}; {result.n_points} points, "
               f"{result.n_runs} runs{quality}; "
               f"{law.citation}", markup=False, highlight=False)
     print_notes(result.notes)
@@ -215,7 +224,10 @@ def optimal(
     --flops 1e23
     """
     fitted = LawFit.read(fit_path)
-    result = optimal_allocation(fitted, flops=flops, group=group)
+    try:
+        result = optimal_allocation(fitted, flops=flops, group=group)
+    except InputError as exc:
+        raise exc.in_file(str(fit_path)) from None
     if emit_json(json_out, result.to_dict()):
         return
     t = DataTable(title=f"Compute-optimal allocation at C = {flops:.3g} FLOPs ({fitted.law.name})")
@@ -241,7 +253,8 @@ def predict(
                                                    "(sigmoid, exp-error): predict the task "
                                                    "through the loss --fit predicts.")] = None,
     params: Annotated[float | None, typer.Option(help="Model size N.")] = None,
-    tokens: Annotated[float | None, typer.Option(help="Training tokens D.")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Training tokens D (in bytes for a fit "
+                                                 "made with --data bytes).")] = None,
     flops: Annotated[float | None, typer.Option(help="Compute C (power-C).")] = None,
     unique_tokens: Annotated[float | None, typer.Option(help="Unique tokens U "
                                                         "(data-constrained).")] = None,
@@ -307,14 +320,16 @@ def predict(
         rows.append(row)
     if emit_json(json_out, {"predictions": rows, "law": fitted.law.name,
                             "then": then.law.name if then else None,
-                            "level": level if level is not None else fitted.level}):
+                            "level": level if level is not None else fitted.level,
+                            "data": fitted.data}):
         return
     what = f"{fitted.law.name} then {then.law.name}" if then else fitted.law.name
     t = DataTable(title=f"Predictions of {what}",
                   caption="CI: the fitted curve; PI: a new run (the fit's residuals added)")
     cols = [*inputs, *(["loss"] if then else []), "prediction", "CI", "PI"]
-    for col in cols:
-        t.add_column(col, justify="right")
+    for col in cols:  # a fit with D in bytes takes "tokens" in bytes: the header says so
+        in_bytes = col in ("tokens", "unique_tokens") and fitted.data != "tokens"
+        t.add_column(f"{col} (bytes)" if in_bytes else col, justify="right")
     for row in rows:
         t.add_row(*(count(row[k]) if k in ("params", "tokens", "unique_tokens") else fmt(row[k])
                     for k in inputs), *([fmt(row["loss"])] if then else []), fmt(row["mean"]),

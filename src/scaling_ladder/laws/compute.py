@@ -10,6 +10,7 @@ from scipy.optimize import minimize_scalar
 
 from ..errors import InputError
 from ..observations.table import Observations
+from ..units import TOKENS
 from .bootstrap import Interval, percentile_interval
 
 
@@ -121,7 +122,9 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
     """Compute-optimal allocation N*(C), D*(C) = C / (6 N*) of a fitted L(N, D) law.
 
     Closed form for Chinchilla-type laws (Hoffmann et al. 2022, eq. 4), a bounded 1-D search
-    otherwise; intervals are percentiles over the fit's bootstrap draws.
+    otherwise; intervals are percentiles over the fit's bootstrap draws. A fit with D in bytes
+    is refused: C = 6ND counts tokens, and its tokenizers' bytes per token differ, so a budget
+    in FLOPs fixes no D in bytes.
 
     Example
     -------
@@ -137,6 +140,11 @@ def optimal(fit, *, flops: float, group: str | None = None) -> Allocation:
     if law.inputs != ("params", "tokens"):
         raise InputError(None, f"the {law.name} law is not a law of (N, D): no compute-optimal "
                          "allocation", fix="fit chinchilla or overtrain")
+    if getattr(fit, "data", TOKENS) != TOKENS:
+        raise InputError(None, f"the fit takes D in {fit.data}, but C = 6ND counts tokens: no "
+                         "compute-optimal allocation in FLOPs", fix="fit with D in tokens "
+                         "(ladder fit --data tokens) for a FLOPs budget, or predict at N and D "
+                         "in bytes (ladder predict)")
     p = fit.group_params(group)
     n = optimal_params(law, p, flops)
     d = float(tokens_6nd(flops, n))

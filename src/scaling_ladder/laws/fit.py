@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from ..observations.table import Observations
-from ..units import NATS_PER_TOKEN, loss_unit
+from ..units import DATA_UNITS, NATS_PER_TOKEN, TOKENS, loss_unit, tokens_to_bytes
 from .bootstrap import Interval, cluster_weights, percentile_interval
 from .forms import Law, law_from_dict
 from .objective import (
@@ -103,6 +103,7 @@ class LawFit:
     ranges: Mapping[str, tuple[float, float]] | None = None
     r2: float | None = None
     unit: str = NATS_PER_TOKEN  # of the fitted values: nats/token or bits/byte (or accuracy)
+    data: str = TOKENS  # the unit of D (the tokens input): tokens, or bytes of training text
 
     @property
     def rmse(self) -> float | None:
@@ -179,7 +180,8 @@ class LawFit:
         """A plain-text report, like lmfit's ``fit_report``."""
         lines = [f"[[Law]] {self.law.name}: {self.law.formula}",
                  f"    {self.law.citation}",
-                 f"[[Fit]] {self.objective}, values in {self.unit}",
+                 f"[[Fit]] {self.objective}, values in {self.unit}"
+                 + (f"; D in {self.data}" if self.data != TOKENS else ""),
                  f"    points = {self.n_points}, runs = {self.n_runs}, "
                  f"objective = {self.objective_value:.10g}"]
         if self.rmse is not None:
@@ -232,7 +234,7 @@ class LawFit:
             "n_points": self.n_points, "n_runs": self.n_runs,
             "objective": self.objective, "objective_value": self.objective_value,
             "notes": list(self.notes), "level": self.level, "space": self.space,
-            "rmse": self.rmse, "r2": self.r2, "unit": self.unit,
+            "rmse": self.rmse, "r2": self.r2, "unit": self.unit, "data": self.data,
             "law_spec": self.law.to_dict(),
         }
         if self.groups:
@@ -311,6 +313,7 @@ class LawFit:
             ranges={k: tuple(v) for k, v in d.get("ranges", {}).items()} or None,
             r2=float(d["r2"]) if d.get("r2") is not None else None,
             unit=d.get("unit", NATS_PER_TOKEN),  # files before units were recorded: nats
+            data=_data_unit(d.get("data", TOKENS)),  # ... and before D's unit was: tokens
         )
 
 
@@ -334,6 +337,7 @@ def fit(
     seed: int | None = 0,
     n_starts: int = 6,
     progress: Callable[[int, int], None] | None = None,
+    data: str = TOKENS,
 ) -> LawFit:
     """Fit ``law`` to observations with the robust multi-start estimator.
 
@@ -352,6 +356,10 @@ def fit(
     bootstrap : number of run-clustered resamples for intervals (0: none).
     seed : seed of the resampling.
     progress : called as ``progress(done, total)`` during the bootstrap.
+    data : the unit of D: ``tokens`` (default) or ``bytes`` (tokens x the
+        ``train_bytes_per_token`` column, :func:`scaling_ladder.units.tokens_to_bytes`, for
+        laws compared across tokenizers); the fit says which (``LawFit.data``) and takes D in
+        that unit when it predicts.
 
     Returns
     -------
@@ -365,6 +373,7 @@ def fit(
     >>> round(fit.params["alpha"], 3)
     0.347
     """
+    obs = _with_data_unit(law, obs, data)
     frame = obs.frame if isinstance(obs, Observations) else obs
     unit = law.kind
     if law.kind == "loss":  # one unit per law: nats/token, or bits/byte across tokenizers
@@ -380,7 +389,31 @@ def fit(
     with threadpool_limits(limits=1, user_api="blas"):
         result = _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level,
                       seed, n_starts, progress)
-    return result if result.unit == unit else replace(result, unit=unit)
+    return replace(result, unit=unit, data=data)
+
+
+def _data_unit(data: object) -> str:
+    if data not in DATA_UNITS:
+        raise ValueError(f"The 'data' argument of fit must be 'tokens' or 'bytes'. Got {data!r}.")
+    return str(data)
+
+
+def _with_data_unit(law: Law, obs, data: str):
+    """The observations with D in ``data``'s unit: as given for tokens, converted for bytes
+    (an :class:`InputError` naming the file and the runs without ``train_bytes_per_token``)."""
+    if _data_unit(data) == TOKENS:
+        return obs
+    if "tokens" not in law.inputs:
+        raise ValueError(f"D in bytes is for a law that reads tokens; the {law.name} law reads "
+                         f"{', '.join(law.inputs)}. Fit it with data='tokens' (--data tokens).")
+    sources = obs.sources if isinstance(obs, Observations) else ()
+    try:
+        frame = tokens_to_bytes(obs.frame if isinstance(obs, Observations) else obs)
+    except ValueError as exc:
+        raise InputError(", ".join(sources) or None, str(exc),
+                         column="train_bytes_per_token") from None
+    return Observations(frame, obs.set_aside, obs.sources) if isinstance(obs, Observations) \
+        else frame
 
 
 def _fit(law, obs, loss, delta, space, weights, by, shared, bootstrap, level, seed, n_starts,

@@ -28,7 +28,7 @@ from ..laws.compute import flops_6nd
 from ..laws.fit import LawFit
 from ..observations.io import FORMATS
 from ..observations.table import Observations, read_observations
-from ..units import BITS_PER_BYTE, loss_unit, to_bits_per_byte
+from ..units import BITS_PER_BYTE, TOKENS, loss_unit, to_bits_per_byte, tokens_to_bytes
 from .signals import (
     SEVERITIES,
     Flag,
@@ -188,7 +188,8 @@ def check_run(
         band = Band.of(fit, group=group)
     rows, unit_notes = _in_fit_units(rows, band.fit)
     rows = rows.sort_values("tokens").reset_index(drop=True)
-    centre, r, sigma = band.evaluate(rows)
+    x = _in_fit_data(rows, band.fit, unit_notes)  # the fit's D; the table keeps tokens
+    centre, r, sigma = band.evaluate(x)
     worse = -1.0 if band.fit.law.kind == "accuracy" else 1.0
     z = r / sigma
     log = band.fit.space == "log"
@@ -200,7 +201,7 @@ def check_run(
                           "value": rows["value"].to_numpy(float), "predicted": centre,
                           "lo": lo, "hi": hi, "z": z})
     flags, notes = [], list(unit_notes)
-    scored = _in_domain(band.fit, rows)
+    scored = _in_domain(band.fit, x)
     if not scored.all():
         first = float(table["tokens"][scored].min()) if scored.any() else math.nan
         notes.append(f"{int((~scored).sum())} checkpoints before D = {first:.4g}, below the "
@@ -259,6 +260,22 @@ def _in_fit_units(rows: pd.DataFrame, fit: LawFit) -> tuple[pd.DataFrame, list[s
     except ValueError as exc:
         raise InputError(None, f"the fit is in {BITS_PER_BYTE}: {exc}",
                          column="bytes_per_token") from None
+
+
+def _in_fit_data(rows: pd.DataFrame, fit: LawFit, notes: list[str]) -> pd.DataFrame:
+    """The run's rows with D in the fit's unit: as they are for a fit in tokens; for a fit
+    with D in bytes, tokens x ``train_bytes_per_token`` (:func:`tokens_to_bytes`; an
+    :class:`InputError` naming the run when it lacks the column)."""
+    if fit.data == TOKENS or "tokens" not in fit.law.inputs:
+        return rows
+    try:
+        converted = tokens_to_bytes(rows)
+    except ValueError as exc:
+        raise InputError(None, f"the fit takes D in bytes: {exc}",
+                         column="train_bytes_per_token") from None
+    notes.append("the run's D converted to bytes (tokens x train_bytes_per_token), the fit's "
+                 "unit; checkpoints are listed by tokens")
+    return converted
 
 
 def _with_flops(frame: pd.DataFrame) -> pd.DataFrame:
