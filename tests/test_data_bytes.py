@@ -187,3 +187,16 @@ def test_importers_keep_train_bytes_per_token_where_the_config_states_it():
     rows = with_meta(pd.DataFrame({"value": [1.0]}), stated)
     assert rows["train_bytes_per_token"].tolist() == [3.9]
     assert math.isclose(rows["bytes_per_token"].iloc[0], 4.2)
+
+
+def test_report_refuses_a_bytes_fit_and_writes_nothing(table, tmp_path):
+    saved = tmp_path / "fit.json"
+    fitted = sl.ChinchillaLaw().fit(sl.read_observations(table).select(recipe="byte"),
+                                    data="bytes")
+    saved.write_text(json.dumps(fitted.to_dict()))
+    page = tmp_path / "report.html"
+    res = runner.invoke(app, ["report", str(table), "--recipe", "byte", "--fit", str(saved),
+                              "-o", str(page)])
+    assert res.exit_code == 2 and res.stderr.startswith(f"error: {saved}: the fit takes D in "
+                                                        "bytes, but the report plots")
+    assert "ladder fit --data tokens" in res.stderr and not page.exists()

@@ -110,6 +110,7 @@ def report_verb(
     from ..compare.decide import Rule
     from ..laws.fit import jobs as processes
     from ..report import build_report
+    from ..report.fits import check_given_fit
     from ..report.render import report_format
 
     if (target_params is None) != (target_tokens is None):
@@ -119,6 +120,11 @@ def report_verb(
     report_format(out_path, fmt)  # before the work, not after it
     obs = load(paths, example, experiment, recipe, None, where, "all")
     fitted = LawFit.read(fit_path) if fit_path else None
+    if fitted is not None:
+        try:
+            check_given_fit(fitted)
+        except InputError as exc:
+            raise exc.in_file(str(fit_path)) from None
     compared = None
     if compare_path:
         data = _read_result(compare_path, "a comparison written by ladder compare --json",

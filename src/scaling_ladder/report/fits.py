@@ -84,13 +84,18 @@ def _fit_rows(rows: pd.DataFrame, per_run: int = 24) -> tuple[pd.DataFrame, str]
                   f"{' (of WSD runs, the final one)' if wsd else ''}, at most {per_run} per run")
 
 
-def _given_fits(a: Analysis, given) -> dict[str, RecipeFit]:
-    # the report plots and predicts at D in tokens: a fit with D in bytes would be misread
+def check_given_fit(given: LawFit | Mapping[str, LawFit]) -> None:
+    """The report plots and predicts at D in tokens: a fit with D in bytes would be misread,
+    so it is an :class:`InputError` (naming no file: the caller knows it)."""
     if any(getattr(f, "data", "tokens") != "tokens"
            for f in (given.values() if isinstance(given, Mapping) else (given,))):
         raise InputError(None, "the fit takes D in bytes, but the report plots and predicts at "
                          "D in tokens", fix="give the report a fit made with D in tokens "
                          "(ladder fit --data tokens)")
+
+
+def _given_fits(a: Analysis, given) -> dict[str, RecipeFit]:
+    check_given_fit(given)
     if isinstance(given, Mapping):
         missing = [r for r in a.recipes if r not in given]
         if missing:
