@@ -289,6 +289,17 @@ class Survival:
                 "trend": self.trend}
 
 
+def recipe_rows(table: pd.DataFrame, baseline: str) -> dict[str, pd.DataFrame]:
+    """Each recipe's rows of ``table`` with the baseline's, in the table's order: all that
+    :func:`survival` and the per-recipe evidence read, split once (a filter of the whole
+    table per recipe is quadratic in recipes: 4 s of 256 recipes' comparison)."""
+    at = {r: np.asarray(p) for r, p in table.groupby("recipe", sort=False,
+                                                      observed=True).indices.items()}
+    base = at.get(baseline, np.empty(0, dtype=int))
+    return {r: table.iloc[np.sort(np.concatenate([p, base])) if r != baseline else p]
+            for r, p in at.items()} | {baseline: table.iloc[base]}
+
+
 def survival(table: pd.DataFrame, recipe: str, *, top_sizes: int = 2,
              level: float = 0.95) -> Survival:
     """Sign consistency, top-size sign share and trend of ``recipe``'s delta (one metric)."""
