@@ -102,9 +102,10 @@ def _residual_noise(cells: pd.DataFrame, baseline: str) -> tuple[float, int]:
         return float("nan"), 0
     scales = pd.get_dummies(cells["scale"]).to_numpy(float)
     others = [r for r in cells["recipe"].unique() if r != baseline]
-    code = pd.Categorical(cells["recipe"], categories=others).codes  # -1: the baseline
+    col = cells["recipe"].map({r: j for j, r in enumerate(others)}).to_numpy(float)
+    rows = np.flatnonzero(np.isfinite(col))  # the baseline's rows have no column
     rec = np.zeros((len(cells), len(others)))
-    rec[np.flatnonzero(code >= 0), code[code >= 0]] = 1.0  # one column per other recipe
+    rec[rows, col[rows].astype(int)] = 1.0  # one column per other recipe
     logn = np.log10(cells["params"].to_numpy(float))
     y = cells["value"].to_numpy(float)
     # with many recipes and few scales the interaction eats every degree of freedom: then
