@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ..laws.bootstrap import percentile_interval
 from ..observations.table import Observations, _listing, checkpoint_mask
@@ -42,7 +43,7 @@ from .prepare import AVERAGE, prepare
 from .protocols import compare_protocols
 from .regressions import near_chance_metrics, regression_table
 from .result import Comparison
-from .scales import better_sign, proxy_accuracy, rank_stability, survival
+from .scales import better_sign, proxy_accuracy, rank_stability, recipe_rows, survival
 from .target import Target, resolve_target
 
 HOLDOUT_WARN = 0.05  # a law that misses the held-out largest size by more is warned about
@@ -116,14 +117,26 @@ def compare(
     ...                  target_params=6.9e9, target_tokens=1.38e11)   # doctest: +SKIP
     >>> res.decision, res.recipe_summary("refinedweb")["p_beats_baseline"]  # doctest: +SKIP
     """
+    # Every array here is small (a few thousand rows at most): multithreaded BLAS only adds
+    # overhead, and on busy cores a lot of it (the per-scale table's least squares on 256
+    # recipes: 3-4 s with every thread, 1 s with one), as in laws.fit.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _compare(obs, baseline=baseline, metric=metric, target_params=target_params,
+                        target_tokens=target_tokens, target_flops=target_flops, rule=rule,
+                        options=options, seed=seed, progress=progress)
+
+
+def _compare(obs, *, baseline, metric, target_params, target_tokens, target_flops, rule,
+             options, seed, progress) -> Comparison:
     options = options or CompareOptions()
     rule = rule or Rule()
     prep = prepare(obs, baseline=baseline, metric=metric, options=options, seed=seed)
     metric, table = prep.metric, prep.table
     prim = table[table["metric"] == metric]
     notes = list(prep.notes)
-    surv = {r: survival(prim, r, top_sizes=rule.sign_top_sizes, level=options.level)
-            for r in prep.recipes if r != baseline}
+    rows_of = recipe_rows(prim, baseline)
+    surv = {r: survival(rows_of.get(r, rows_of[baseline]), r, top_sizes=rule.sign_top_sizes,
+                        level=options.level) for r in prep.recipes if r != baseline}
     largest = prim[prim["recipe"] == baseline].sort_values(["flops", "params"]).iloc[-1]
     target = resolve_target(params=target_params, tokens=target_tokens, flops=target_flops,
                             default=(largest["params"], largest["tokens"]))
@@ -144,11 +157,14 @@ def compare(
     proxies, (n, d) = _proxies(prim, target)
     scale = next(iter(ranking_scales(proxies, n, d, k=1)), None)
     decisions = {}
+    pred_of = _split(predictions[predictions["metric"] == metric])
+    regs_of = _split(pred["regressions"])
     for r in prep.recipes:
         if r != baseline:
-            ev = evidence(r, baseline=baseline, metric=metric, table=prim, surv=surv[r],
-                          predictions=predictions, target=target,
-                          regressions=pred["regressions"],
+            ev = evidence(r, baseline=baseline, metric=metric,
+                          table=rows_of.get(r, rows_of[baseline]), surv=surv[r],
+                          predictions=pred_of(r), target=target,
+                          regressions=regs_of(r),
                           no_prediction="; ".join(jf.notes) if jf.fit is None else "",
                           n_sizes=n_sizes, missing=prep.missing.get(r, ""),
                           flags=flagged.get(r, ()) + ((not_fit,) if not_fit else ()),
@@ -188,6 +204,14 @@ def compare(
                                  metric=metric, largest=largest["scale"],
                                  level=options.level)),
         flags=flagged, backtest=own, ranking=order, units=prep.units, per_token=prep.per_token)
+
+
+def _split(table: pd.DataFrame | None) -> Callable[[str], pd.DataFrame | None]:
+    """``recipe -> table[table["recipe"] == recipe]``, split once (see scales.recipe_rows)."""
+    if table is None or not len(table):
+        return lambda _r: table
+    at = table.groupby("recipe", sort=False, observed=True).indices
+    return lambda r: table.iloc[at.get(r, np.empty(0, dtype=int))]
 
 
 def _proxies(table: pd.DataFrame, target: Target) -> tuple[pd.DataFrame, tuple[float, float]]:

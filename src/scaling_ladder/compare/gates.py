@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..laws.compute import flops_6nd
-from ..laws.fit import fork_map
 from ..laws.forms import Law
 from .decide import Decision, Evidence, Rule, decide
-from .joint import JointFit, joint_fit, recipe_draws
+from .joint import JointFit, joint_fit, recipe_draws, side_by_side
 from .predict import prediction_rows
 from .sanity import observed_p_better
-from .scales import better_sign, fmt_count, survival
+from .scales import better_sign, fmt_count, recipe_rows, survival
 from .target import Target
 
 
@@ -115,7 +114,7 @@ def stage_gates(fit_frame: pd.DataFrame, table: pd.DataFrame, *, baseline: str, 
                          bootstrap=options.gate_bootstrap, seed=seed, n_starts=2)
 
     # the gates' fits are independent: side by side
-    fits = fork_map(gate_fit, [cut for _, cut, _ in gates],
+    fits = side_by_side(gate_fit, [cut for _, cut, _ in gates],
                     done=lambda _: ticker.tick(options.gate_bootstrap))
     out = [_gate(name, jf, table, cut, gate_target, baseline=baseline, rule=rule,
                  options=options, loss_units=loss_units)
@@ -136,15 +135,19 @@ def _gate(name, jf, table, cut, gate_target, *, baseline, rule, options,
                                         "p_beats", "method"])
     n_sizes = int(sub_table.loc[sub_table["recipe"] == baseline, "params"].nunique())
     recipes = {}
+    rows_of = recipe_rows(sub_table, baseline)  # each recipe's rows, split once
+    at = preds.groupby("recipe", sort=False).indices
+    mine = table.groupby("recipe", sort=False).indices
     for r in sorted(set(sub_table["recipe"]) - {baseline}):
-        surv = survival(sub_table, r, top_sizes=rule.sign_top_sizes, level=options.level)
-        ev = evidence(r, baseline=baseline, metric=table["metric"].iloc[0], table=sub_table,
-                      surv=surv, predictions=preds, target=gate_target, regressions=None,
+        surv = survival(rows_of[r], r, top_sizes=rule.sign_top_sizes, level=options.level)
+        ev = evidence(r, baseline=baseline, metric=table["metric"].iloc[0], table=rows_of[r],
+                      surv=surv, predictions=preds.iloc[at.get(r, [])], target=gate_target,
+                      regressions=None,
                       no_prediction="; ".join(jf.notes) if jf.fit is None else "",
                       n_sizes=n_sizes, loss_units=loss_units)
         d = decide(ev, rule)
         recipes[r] = {"decision": d.decision, "p_beats": ev.p_beats, "reasons": list(d.reasons),
-                      **_observed(table, r, gate_target, d)}
+                      **_observed(table.iloc[mine.get(r, [])], r, gate_target, d)}
     return {"gate": name, "evidence": f"runs up to N = {fmt_count(cut)}",
             "target": gate_target.label, "recipes": recipes}
 

@@ -32,7 +32,7 @@ from scipy.optimize import brentq
 
 from ..errors import InputError
 from ..laws.compute import optimal_params, tokens_6nd
-from ..laws.fit import LawFit, fit, fork_map
+from ..laws.fit import LawFit, fit, fork_map, jobs, workers
 from ..laws.forms import Law
 from .scales import fmt_count
 from .target import Target
@@ -43,6 +43,22 @@ _K_BOUNDS = (1e-4, 1e4)
 
 
 # ---------------------------------------------------------------------------- the joint fit
+
+
+def side_by_side(fn: Callable[[Any], Any], items, *, done=None) -> list[Any]:
+    """:func:`~scaling_ladder.laws.fit.fork_map` of independent fits, each fit's bootstrap in
+    its own process: a pool inside each pooled fit would run processes x processes on the
+    cores (4 on 2, each forked from a large parent) for no more throughput. The results are
+    the same whatever the number of processes."""
+    items = list(items)
+    if min(workers(), len(items)) < 2:
+        return fork_map(fn, items, done=done)
+
+    def alone(x):
+        with jobs(1):
+            return fn(x)
+
+    return fork_map(alone, items, done=done)
 
 
 def shared_of(law: Law, variant: str) -> tuple[str, ...]:
@@ -214,7 +230,7 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
             except (InputError, ValueError):
                 return None
 
-        for v, f in zip(variants, fork_map(select, variants), strict=True):
+        for v, f in zip(variants, side_by_side(select, variants), strict=True):
             if f is None:
                 by_draw[v] = np.full((SELECTION_RESAMPLES + 1, len(runs)), np.inf)
                 errors[v] = float("inf")
@@ -246,7 +262,7 @@ def joint_fit(law: Law, frame: pd.DataFrame, *, baseline: str | None = None,
             progress(finished[0], bootstrap)
 
     members = [Member(v, kept[v], f)
-               for v, f in zip(order, fork_map(member, order, done=tick), strict=True)]
+               for v, f in zip(order, side_by_side(member, order, done=tick), strict=True)]
     top = members[0]
     return JointFit(top.fit, top.variant, errors, held if errors else "", tuple(notes),
                     tuple(members), held_points)

@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import InputError
 from ..laws.downstream import TaskLaw, fit_task_law
 from ..laws.forms import Law
-from .joint import JointFit, recipe_draws, shared_of, summarize_draws
+from .joint import JointFit, recipe_draws, shared_of, side_by_side, summarize_draws
 from .target import Target
 
 COLUMNS = ["metric", "kind", "recipe", "predicted", "predicted_lo", "predicted_hi", "delta",
@@ -60,7 +60,7 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
     (:func:`~scaling_ladder.laws.fit.fork_map`): on a ladder with tens of tasks the sigmoids,
     each a multi-start fit with its bootstrap, are most of the work.
     """
-    from ..laws.fit import LawFit, fit, fork_map
+    from ..laws.fit import LawFit, fit
 
     rows: list[dict] = []
     tasks: dict[str, TaskLaw] = {}
@@ -88,7 +88,7 @@ def predict_metrics(frame: pd.DataFrame, *, law: Law, joint: JointFit, primary: 
     def fit_one(metric: str):
         return fit_slice(metric) if kinds[metric] == "loss" else fit_task(metric)
 
-    fitted = dict(zip(todo, fork_map(fit_one, todo, done=lambda _: tick(bootstrap)),
+    fitted = dict(zip(todo, side_by_side(fit_one, todo, done=lambda _: tick(bootstrap)),
                       strict=True))
     for metric in todo:
         try:

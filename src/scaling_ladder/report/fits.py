@@ -16,9 +16,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..compare.joint import side_by_side
 from ..errors import InputError
 from ..laws.compute import flops_6nd
-from ..laws.fit import LawFit, fork_map
+from ..laws.fit import LawFit
 from ..laws.forms import make_law
 from ..observations.table import checkpoint_mask
 from .model import Analysis, RecipeFit
@@ -53,7 +54,7 @@ def fit_recipes(a: Analysis, given, *, law: str, bootstrap: int, holdout: bool,
             return exc
 
     # the recipes' fits are independent: side by side, each ticking as it ends
-    fitted = fork_map(one, todo, done=lambda _: a.tick(max(bootstrap, 1)))
+    fitted = side_by_side(one, todo, done=lambda _: a.tick(max(bootstrap, 1)))
     for (recipe, _, heldout, selection), f in zip(todo, fitted, strict=True):
         if isinstance(f, Exception):
             a.notes.append(f"recipe {recipe}: the {law} law could not be fitted ({f})")
