@@ -170,11 +170,11 @@ class Problem:
             z = self.z_of(xs)[:, 0]  # (B, p)
             logb = law.log_basis(z[:, None, m:], self.x)  # (B, n, m)
             terms = np.exp(np.minimum(z[:, None, :m] + logb, 700.0)) * self._signs
-            dy = np.empty((b, n, z.shape[1]))
-            dy[:, :, :m] = terms
-            for k in range(b):
-                dy[k, :, m:] = law.terms_grad(terms[k], z[k, None, m:], self.x)
-            terms, dy = terms.reshape(b * n, m), dy.reshape(b * n, -1)  # (B n, p)
+            terms = terms.reshape(b * n, m)
+            # all B vectors in one call on the inputs repeated B times (not one call each)
+            theta = z[:, m:] if b == 1 else np.repeat(z[:, m:], n, axis=0)
+            dy = np.concatenate([terms, law.terms_grad(terms, theta, self._inputs(b))],
+                                axis=1)  # (B n, p)
             zp = None
         else:
             zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
@@ -232,12 +232,13 @@ class Problem:
         return f, grad
 
     def approach(self, x0: np.ndarray, w: np.ndarray, ftol: float = 1e-6,
-                 max_iter: int = 300):
+                 max_iter: int = 300, near: bool = False):
         """Damped Gauss-Newton over the groups' block structure (:mod:`.newton`) from ``x0``
         until the objective falls by less than ``ftol`` relatively, under each row of weights
-        ``w`` (B, n) at once: :class:`~.newton.Solutions`."""
+        ``w`` (B, n) at once: :class:`~.newton.Solutions`. ``near``: ``x0`` is near the optima
+        (:meth:`.newton.GroupedNewton.solve`)."""
         self._box()
-        return self._newton.solve(x0, w, ftol=ftol, max_iter=max_iter)
+        return self._newton.solve(x0, w, ftol=ftol, max_iter=max_iter, near=near)
 
     def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS, *,
                  newton: bool = True):
