@@ -72,12 +72,18 @@ class GroupedNewton:
         return np.where(ok & np.isfinite(f), f, np.inf)
 
     def solve(self, x0: np.ndarray, w: np.ndarray, *, max_iter: int = 300,
-              ftol: float = 1e-15, near: bool = False) -> Solutions:
+              ftol: float = 1e-15, near: bool = False, damping: float = 1e-3,
+              settle: bool = False) -> Solutions:
         """Minimise the objective under each row of weights ``w`` (B, n) from ``x0`` (P,) or
         (B, P); a start outside the law's domain comes back as it went in, with fun = inf.
-        ``near``: the starts are near the optima (the full data's optimum, for a bootstrap's
-        refits), so the loss's own curvature is used from the first step rather than after
-        IRLS has settled (half the steps there)."""
+        ``near``: the starts are near the optima (a subsample's optimum, for a large table),
+        so the loss's own curvature is used from the first step rather than after IRLS has
+        settled; ``damping``: the initial Levenberg-Marquardt damping (small from a
+        start near the optimum, where 1e-3 holds the steps back along a curved valley);
+        ``settle``: a step that neither lowers nor raises the objective by more than ``ftol``
+        relatively also ends a problem (as converged), rather than more damped retries: on a
+        million points the sum's rounding alone makes a step at the optimum look worse, and
+        each retry costs a pass over every point."""
         prob, w = self.prob, np.atleast_2d(np.asarray(w, dtype=float))
         x = np.clip(np.broadcast_to(x0, (len(w), prob.n_free)), self.lo, self.hi)
         r, jac, ok = prob.residuals_many(x)
@@ -87,7 +93,7 @@ class GroupedNewton:
         # as they finish: a copy of the Jacobians per finish rather than per iteration
         a = np.flatnonzero(np.isfinite(f))
         xa, ra, ja, wa, fa = x[a], r[a], jac[a], w[a], f[a]
-        lam, near = np.full(len(a), 1e-3), np.full(len(a), near)
+        lam, near = np.full(len(a), damping), np.full(len(a), near)
         it = 0
         while len(a) and it < max_iter:
             it += 1
@@ -106,6 +112,8 @@ class GroupedNewton:
                 xa[better], ra[better], ja[better] = x_new[better], r_new[better], \
                     jac_new[better]
             done = better & ((gain <= ftol * f_new) | (moved < 1e-13))
+            if settle:  # a step that leaves the objective as it was, to ``ftol``, ends it too
+                done |= ~better & (f_new - fa <= ftol * fa)
             near |= better & (gain <= NEAR * f_new)
             fa = np.where(better, f_new, fa)
             lam = np.where(better, np.maximum(lam / 3.0, 1e-12), lam * 4.0)
