@@ -72,37 +72,58 @@ class GroupedNewton:
         return np.where(ok & np.isfinite(f), f, np.inf)
 
     def solve(self, x0: np.ndarray, w: np.ndarray, *, max_iter: int = 300,
-              ftol: float = 1e-15) -> Solutions:
+              ftol: float = 1e-15, near: bool = False, damping: float = 1e-3,
+              settle: bool = False) -> Solutions:
         """Minimise the objective under each row of weights ``w`` (B, n) from ``x0`` (P,) or
-        (B, P); a start outside the law's domain comes back as it went in, with fun = inf."""
+        (B, P); a start outside the law's domain comes back as it went in, with fun = inf.
+        ``near``: the starts are near the optima (a subsample's optimum, for a large table),
+        so the loss's own curvature is used from the first step rather than after IRLS has
+        settled; ``damping``: the initial Levenberg-Marquardt damping (small from a
+        start near the optimum, where 1e-3 holds the steps back along a curved valley);
+        ``settle``: a step that neither lowers nor raises the objective by more than ``ftol``
+        relatively also ends a problem (as converged), rather than more damped retries: on a
+        million points the sum's rounding alone makes a step at the optimum look worse, and
+        each retry costs a pass over every point."""
         prob, w = self.prob, np.atleast_2d(np.asarray(w, dtype=float))
         x = np.clip(np.broadcast_to(x0, (len(w), prob.n_free)), self.lo, self.hi)
         r, jac, ok = prob.residuals_many(x)
         f = self._values(r, w, ok)
-        lam = np.full(len(w), 1e-3)
-        active, near = np.isfinite(f), np.zeros(len(w), bool)
         converged = np.zeros(len(w), bool)
+        # the problems at work, their rows of every array taken out once and taken in again
+        # as they finish: a copy of the Jacobians per finish rather than per iteration
+        a = np.flatnonzero(np.isfinite(f))
+        xa, ra, ja, wa, fa = x[a], r[a], jac[a], w[a], f[a]
+        lam, near = np.full(len(a), damping), np.full(len(a), near)
         it = 0
-        while active.any() and it < max_iter:
+        while len(a) and it < max_iter:
             it += 1
-            a = np.flatnonzero(active)
-            step = self._step(x[a], r[a], jac[a], w[a], lam[a], near[a])
-            x_new = np.clip(x[a] - step, self.lo, self.hi)
+            step = self._step(xa, ra, ja, wa, lam, near)
+            x_new = np.clip(xa - step, self.lo, self.hi)
             finite = np.all(np.isfinite(x_new), axis=1)
-            x_new[~finite] = x[a][~finite]
+            x_new[~finite] = xa[~finite]
             r_new, jac_new, ok_new = prob.residuals_many(x_new)
-            f_new = np.where(finite, self._values(r_new, w[a], ok_new), np.inf)
-            better = f_new < f[a]
-            gain = np.where(better, f[a] - f_new, 0.0)
-            moved = np.max(np.abs(x_new - x[a]), axis=1)
-            keep = a[better]
-            x[keep], r[keep], jac[keep] = x_new[better], r_new[better], jac_new[better]
+            f_new = np.where(finite, self._values(r_new, wa, ok_new), np.inf)
+            better = f_new < fa
+            gain = np.where(better, fa - f_new, 0.0)
+            moved = np.max(np.abs(x_new - xa), axis=1)
+            if better.all():
+                xa, ra, ja = x_new, r_new, jac_new
+            else:
+                xa[better], ra[better], ja[better] = x_new[better], r_new[better], \
+                    jac_new[better]
             done = better & ((gain <= ftol * f_new) | (moved < 1e-13))
-            near[keep] |= gain[better] <= NEAR * f_new[better]
-            f[keep] = f_new[better]
-            lam[a] = np.where(better, np.maximum(lam[a] / 3.0, 1e-12), lam[a] * 4.0)
-            converged[a[done]] = True
-            active[a[done | (lam[a] > 1e12)]] = False
+            if settle:  # a step that leaves the objective as it was, to ``ftol``, ends it too
+                done |= ~better & (f_new - fa <= ftol * fa)
+            near |= better & (gain <= NEAR * f_new)
+            fa = np.where(better, f_new, fa)
+            lam = np.where(better, np.maximum(lam / 3.0, 1e-12), lam * 4.0)
+            stop = done | (lam > 1e12)
+            if stop.any():
+                x[a[stop]], f[a[stop]], converged[a[done]] = xa[stop], fa[stop], True
+                go = ~stop
+                a, xa, ra, ja, wa, fa = a[go], xa[go], ra[go], ja[go], wa[go], fa[go]
+                lam, near = lam[go], near[go]
+        x[a], f[a] = xa, fa
         return Solutions(x, f, it, converged)
 
     def _step(self, x, r, jac, w, lam, near) -> np.ndarray:
@@ -111,6 +132,8 @@ class GroupedNewton:
         prob, S, L = self.prob, len(self.shared), len(self.local)
         psi = w * prob.rho_prime(r)
         om = self._curvature(r, w, psi, near)
+        if not L and self.shared == list(range(jac.shape[2])):
+            return self._step_shared(x, r, jac, psi, om, lam)
         js = jac if self.shared == list(range(jac.shape[2])) else jac[:, :, self.shared]
         jl = jac[:, :, self.local]
         jso = js * om[:, :, None]
@@ -148,6 +171,23 @@ class GroupedNewton:
             dl = sol[..., S] - (np.einsum("bgls,bs->bgl", sol[..., :S], ds) if S else 0.0)
             step[:, self.l_index] = dl
         return step
+
+    def _step_shared(self, x, r, jac, psi, om, lam) -> np.ndarray:
+        """:meth:`_step` when every parameter is shared (one group): the damped system on all
+        of them, its matrix ``J^T diag(om) J`` and gradient ``J^T psi`` by one batched
+        matrix product each."""
+        grad = np.matmul(psi[:, None, :], jac)[:, 0]  # (B, P)
+        h = np.matmul(np.swapaxes(jac * om[:, :, None], 1, 2), jac)  # (B, P, P)
+        held = ((x <= self.lo) & (grad > 0)) | ((x >= self.hi) & (grad < 0)) \
+            | (self._vanished(r, jac) & (grad > 0))
+        if held.any():
+            free = ~held
+            grad = grad * free
+            h = h * (free[:, :, None] & free[:, None, :]) + held[:, :, None] * np.eye(len(x[0]))
+        d = np.diagonal(h, axis1=-2, axis2=-1)
+        eps = 1e-12 * (1.0 + np.max(d, axis=-1, keepdims=True))
+        h = h + (lam[:, None] * d + eps)[..., None] * np.eye(h.shape[-1])
+        return np.linalg.solve(h, grad[..., None])[..., 0]
 
     def _curvature(self, r, w, psi, near) -> np.ndarray:
         """Per-point curvature weights: ``psi(r)/r`` (IRLS, a majoriser of the loss) while far

@@ -95,6 +95,7 @@ class Problem:
         # one group: every point has the same parameters, taken per vector rather than per point
         self._one = len(groups) == 1
         self._signs = np.asarray(law.signs, dtype=float)
+        self._negative = bool(np.any(self._signs < 0))  # else a product by 1.0 is skipped
         self._newton: GroupedNewton | None = None
         self._tiled: dict = {}
 
@@ -168,13 +169,18 @@ class Problem:
         b = len(xs)
         if self._one:  # the same values as below, without a row of parameters per point
             z = self.z_of(xs)[:, 0]  # (B, p)
-            logb = law.log_basis(z[:, None, m:], self.x)  # (B, n, m)
-            terms = np.exp(np.minimum(z[:, None, :m] + logb, 700.0)) * self._signs
-            dy = np.empty((b, n, z.shape[1]))
-            dy[:, :, :m] = terms
-            for k in range(b):
-                dy[k, :, m:] = law.terms_grad(terms[k], z[k, None, m:], self.x)
-            terms, dy = terms.reshape(b * n, m), dy.reshape(b * n, -1)  # (B n, p)
+            # in place, without a temporary per operation (on contiguous arrays: numpy's
+            # vectorised loops skip strided ones)
+            terms = np.add(z[:, None, :m], law.log_basis(z[:, None, m:], self.x))
+            np.minimum(terms, 700.0, out=terms)
+            np.exp(terms, out=terms)
+            if self._negative:
+                terms *= self._signs
+            terms = terms.reshape(b * n, m)
+            # all B vectors in one call on the inputs repeated B times (not one call each)
+            theta = z[:, m:] if b == 1 else np.repeat(z[:, m:], n, axis=0)
+            dy = np.empty((b * n, z.shape[1]))  # (B n, p)
+            dy[:, :m], dy[:, m:] = terms, law.terms_grad(terms, theta, self._inputs(b))
             zp = None
         else:
             zp = self.z_of(xs)[:, self.group].reshape(b * n, -1)  # (B n, p)
@@ -195,23 +201,32 @@ class Problem:
                 yhat = np.exp(np.minimum(q * log_total, 700.0))
                 dy = (yhat * q / total)[:, None] * dy
                 dy[:, iq] += yhat * log_total
-            t_y = self.t_y if b == 1 else np.tile(self.t_y, b)
+            t_y = self.t_y if b == 1 else self._inputs(b).t_y
             if self.space == "log":
                 bad |= yhat <= 0
-                r, dy = np.log(yhat) - t_y, dy / yhat[:, None]
+                r = np.log(yhat)
+                r -= t_y
+                np.divide(dy, yhat[:, None], out=dy)  # dy is this call's own array
             else:
                 r = yhat - t_y
         ok = ~bad.reshape(b, n).any(axis=1)
         return r.reshape(b, n), dy.reshape(b, n, -1), ok
 
-    def _inputs(self, b: int) -> dict[str, np.ndarray]:
-        """The law's inputs repeated for ``b`` parameter vectors."""
+    def _inputs(self, b: int) -> Inputs:
+        """The law's inputs repeated for ``b`` parameter vectors (and the targets, ``t_y``):
+        views of the first ``b`` repeats of the largest number asked for so far, so that a
+        solve whose problems finish one by one does not repeat them again at every step."""
         if b == 1:
             return self.x
-        if self._tiled.get("b") != b:
-            self._tiled = {"b": b, "x": Inputs({k: np.tile(v, b) for k, v in self.x.items()},
-                                               {k: np.tile(v, b) for k, v in self.x.logs.items()})}
-        return self._tiled["x"]
+        if self._tiled.get("b", 0) < b:
+            self._tiled = {"b": b, "x": {k: np.tile(v, b) for k, v in self.x.items()},
+                           "logs": {k: np.tile(v, b) for k, v in self.x.logs.items()},
+                           "t_y": np.tile(self.t_y, b)}
+        k = b * len(self.y)
+        out = Inputs({name: v[:k] for name, v in self._tiled["x"].items()},
+                     {name: v[:k] for name, v in self._tiled["logs"].items()})
+        out.t_y = self._tiled["t_y"][:k]
+        return out
 
     def value(self, r: np.ndarray, w: np.ndarray) -> float:
         f = float(np.dot(w, self.rho(r)))
@@ -232,12 +247,13 @@ class Problem:
         return f, grad
 
     def approach(self, x0: np.ndarray, w: np.ndarray, ftol: float = 1e-6,
-                 max_iter: int = 300):
+                 max_iter: int = 300, **how):
         """Damped Gauss-Newton over the groups' block structure (:mod:`.newton`) from ``x0``
         until the objective falls by less than ``ftol`` relatively, under each row of weights
-        ``w`` (B, n) at once: :class:`~.newton.Solutions`."""
+        ``w`` (B, n) at once: :class:`~.newton.Solutions`. ``how``: ``near``, ``damping``,
+        ``settle`` of :meth:`.newton.GroupedNewton.solve`."""
         self._box()
-        return self._newton.solve(x0, w, ftol=ftol, max_iter=max_iter)
+        return self._newton.solve(x0, w, ftol=ftol, max_iter=max_iter, **how)
 
     def minimize(self, x0: np.ndarray, w: np.ndarray, options: dict = OPTIONS, *,
                  newton: bool = True):
