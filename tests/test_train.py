@@ -26,6 +26,7 @@ from scaling_ladder.errors import InputError  # noqa: E402
 from scaling_ladder.plan.plan import make_plan  # noqa: E402
 from scaling_ladder.train import TrainOptions, train_ladder  # noqa: E402
 from scaling_ladder.train import checkpoint as ckpt  # noqa: E402
+from scaling_ladder.train.executors import run_job  # noqa: E402
 from scaling_ladder.train.trainer import eval_windows, train_run  # noqa: E402
 
 OPTIONS = TrainOptions(device="cpu", threads=1, eval_tokens=1024)
@@ -313,6 +314,35 @@ def test_kill_minus_9_resumes_to_the_same_loss_and_rows(tokens, tmp_path):
         assert key == [(r["run"], r["step"], r["metric"]) for r in a]  # none missing
         assert np.allclose([r["value"] for r in a], [r["value"] for r in b], rtol=0,
                            atol=1e-6)
+
+
+class _OrderExecutor:
+    """Trains in this process, in the order it is given the jobs, and records it."""
+
+    name = "order"
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def resources(self) -> dict:
+        return {}
+
+    def map(self, jobs, poll):
+        for job in jobs:
+            self.order.append(job[0]["name"])
+            yield run_job(*job)
+
+
+def test_runs_start_longest_first_and_results_keep_plan_order(tokens, tmp_path):
+    """Longest-processing-time first, as Plan.wall_seconds assumes: the plan's order is
+    smallest first, so a large run would otherwise end alone while other workers idle."""
+    plan = tiny_plan(sizes={"names": ["d16-l2", "d32-l2"]}, tokens=4 * 8 * 32)
+    exe = _OrderExecutor()
+    result = train_ladder(plan, tokens, tmp_path / "out", executor=exe, options=OPTIONS)
+    by_time = sorted(plan.runs, key=lambda r: -r.seconds)
+    assert by_time[0].d_model == 32
+    assert exe.order == [r.name for r in by_time]
+    assert [r["name"] for r in result.runs] == [r.name for r in plan.runs]
 
 
 @pytest.mark.slow

@@ -157,7 +157,11 @@ def _train(plan: Plan, runs: list, skipped: tuple[str, ...], data_dir: Path, out
         summary = _read_json(run_dirs[r.name] / "summary.json")
         if summary is not None:
             results[r.name] = {**summary, "state": "skipped"}
-    jobs = [j for j in jobs if j[0]["name"] not in results]
+    # longest first (the plan's time estimate; stable, so plan order among equals), as
+    # Plan.wall_seconds assumes: the last run to finish is then a short one, not a large
+    # run alone while the other workers idle. Results and rows stay in plan order.
+    jobs = sorted((j for j in jobs if j[0]["name"] not in results),
+                  key=lambda j: -j[0]["seconds"])
     poll()
     for res in exe.map(jobs, poll) if jobs else ():
         results[res["name"]] = res
