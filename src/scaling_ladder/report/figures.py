@@ -44,6 +44,7 @@ _RC = {
     "svg.fonttype": "none",
     "font.size": 9,
     "axes.titlesize": 10,
+    "axes.titley": 1.0,  # a fixed title position: "auto" measures every axis to place it
     "axes.labelsize": 9,
     "legend.fontsize": 8,
     "axes.spines.top": False,
