@@ -233,6 +233,34 @@ def test_an_aggregate_regression_blocks_alone_and_p_values_follow_the_formula():
     assert worse_p_value(0.05, 0.01, np.inf, kind="accuracy", threshold=0.01) > 0.99
 
 
+
+def test_a_lopsided_interval_at_the_target_gets_a_p_value_that_agrees_with_it():
+    # a percentile CI from -0.06 to 1.05 around 0.91: the half width (0.28) would make a
+    # 0.91-nat worsening 3.2 standard errors from the threshold, though the CI reaches zero
+    pred = pd.DataFrame([{"metric": "val/a", "recipe": "mix", "kind": "loss", "delta": 0.91,
+                          "delta_lo": -0.06, "delta_hi": 1.05}])
+    regs = regression_table(noise_slices(np.random.default_rng(0)).iloc[:0], pred,
+                            baseline="base", primary="val/x", near=set(), max_loss=0.01,
+                            max_accuracy=0.01)
+    se = (0.91 + 0.06) / stats.norm.ppf(0.975)  # the distance to the not-worse bound
+    assert regs["p_value"].iloc[0] == pytest.approx(stats.norm.sf((0.91 - 0.01) / se))
+    assert regs["p_value"].iloc[0] > 0.025  # one-sided: the 95% CI's lower bound is below 0
+
+
+def test_a_wsd_runs_annealed_end_is_not_counted_as_checkpoint_noise():
+    frame = recipe_ladder({"base": {}, "new": data_effect(1.2)}, checkpoints=6)
+    fin = final_values(obs_of(frame).frame, match="params-tokens")
+    noise = per_scale_table(fin, baseline="base")["noise_sd"]
+    # the same runs under WSD: the decay drops the final loss well below the stable trend
+    wsd = frame.assign(schedule="wsd")
+    wsd.loc[wsd["final"].astype(bool), "value"] -= 0.2
+    fin = final_values(obs_of(wsd).frame, match="params-tokens")
+    table = per_scale_table(fin, baseline="base")
+    assert (table["noise_source"] == "checkpoints").all()
+    assert table["noise_sd"].to_numpy() == pytest.approx(noise.to_numpy(), rel=0.35)
+    assert table["noise_sd"].max() < 0.05
+
+
 def test_the_per_scale_table_gives_the_standard_error_of_each_delta():
     frame = recipe_ladder({"base": {}, "new": data_effect(1.2)}, seeds=3)
     fin = final_values(obs_of(frame).frame, match="params-tokens")

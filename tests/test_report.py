@@ -188,11 +188,23 @@ def test_comparison_renders_decision_reasons_and_regressions(full, comparison):
     reasons = d.tables[1]
     assert reasons.columns == ("recipe", "reason") and len(reasons.rows) >= 4
     assert [t.columns[0] for t in d.tables[2:]] == ["proxy scale", "metric", "stage gate"]
-    regs = full.section("downstream").tables[-1]
+
+
+def test_the_regression_table_renders_each_regression(demo, comparison):
+    from scaling_ladder.compare.regressions import regression_table
+
+    # this ladder's predictions at the target are set aside, so its comparison tests slices at
+    # the largest scale only; the table as a comparison resting on its fit would have it
+    table = regression_table(comparison.per_scale, comparison.predictions, baseline="baseline",
+                             primary="val/web", near=set(), max_loss=0.01, max_accuracy=0.01)
+    assert len(table)
+    report = build_report(demo, bootstrap=0,
+                          compare=dataclasses.replace(comparison, regressions=table))
+    regs = report.section("downstream").tables[-1]
     assert regs.columns == ("recipe", "metric", "where", "gain", "95% CI of the gain",
                             "threshold", "blocking")
-    assert len(regs.rows) == len(comparison.regressions)
-    r = comparison.regressions.iloc[0]  # worse on ds/quiz: an accuracy, gain = delta
+    assert len(regs.rows) == len(table)
+    r = table.iloc[0]  # worse on ds/quiz: an accuracy, gain = delta
     assert regs.rows[0][:4] == (r["recipe"], r["metric"], r["where"], f"{r['delta']:+.4g}")
 
 

@@ -153,12 +153,21 @@ def _compare(obs, *, baseline, metric, target_params, target_tokens, target_flop
     fitted = pred["loss"] or metric  # the loss the joint fit is of (an accuracy's pair)
     flagged, own, not_fit = _sanity(jf, table[table["metric"] == fitted], predictions,
                                     metric=fitted, baseline=baseline, target=target)
+    # at the target only where the decision rests on the fit: a prediction the sanity gates
+    # set aside blocks nothing (its recipe is decided on the data's ranking, and so are its
+    # regressions, at the largest scale measured)
+    untrusted = list(prep.recipes) if not_fit else list(flagged)
+    trusted = predictions[~predictions["recipe"].isin(untrusted)]
+    regressions = regression_table(
+        table, trusted, baseline=baseline, primary=metric, near=set(pred["near"]),
+        max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy,
+        level=options.level, loss_units=prep.loss_units)
     n_sizes = int(prim.loc[prim["recipe"] == baseline, "params"].nunique())
     proxies, (n, d) = _proxies(prim, target)
     scale = next(iter(ranking_scales(proxies, n, d, k=1)), None)
     decisions = {}
     pred_of = _split(predictions[predictions["metric"] == metric])
-    regs_of = _split(pred["regressions"])
+    regs_of = _split(regressions)
     for r in prep.recipes:
         if r != baseline:
             ev = evidence(r, baseline=baseline, metric=metric,
@@ -195,7 +204,7 @@ def _compare(obs, *, baseline, metric, target_params, target_tokens, target_flop
         target=target, joint=jf, per_scale=table, survival=surv,
         rank_stability=rank_stability(table, metric), decision_accuracy=_decision_accuracy(table),
         predictions=predictions, multipliers=pred["multipliers"],
-        regressions=pred["regressions"], near_chance=tuple(pred["near"]),
+        regressions=regressions, near_chance=tuple(pred["near"]),
         downstream=pred["downstream"], protocols=protocols, decisions=decisions,
         decision=decision, reasons=tuple(reasons), gates=tuple(gates), rule=rule,
         options=options, notes=tuple(notes),
@@ -281,7 +290,7 @@ def _warnings(jf: JointFit, table: pd.DataFrame, predictions: pd.DataFrame,
 
 def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: CompareOptions,
              seed: int, ticker: _Ticker) -> dict[str, Any]:
-    """The joint fit, every metric at the target, regressions and loss -> downstream."""
+    """The joint fit, every metric at the target and loss -> downstream."""
     metric, frame, table = prep.metric, prep.frame, prep.table
     law = LAW_NAMES[options.law]()
     notes: list[str] = []
@@ -324,15 +333,11 @@ def _predict(prep, *, baseline: str, target: Target, rule: Rule, options: Compar
             level=options.level, min_gain=0.0, tick=ticker.tick)
         notes += more_notes
     predictions = pd.DataFrame(rows + more, columns=PRED_COLUMNS)
-    regressions = regression_table(
-        table, predictions, baseline=baseline, primary=metric, near=set(near),
-        max_loss=rule.max_regression_loss, max_accuracy=rule.max_regression_accuracy,
-        level=options.level, loss_units=prep.loss_units)
     downstream = downstream_translation(task_laws, predictions, table, baseline=baseline,
                                         primary=loss or metric, average=AVERAGE)
     return {"joint": jf, "law": law, "fit_rows": fit_rows, "predictions": predictions,
             "loss": loss,
-            "multipliers": multipliers, "regressions": regressions, "near": near,
+            "multipliers": multipliers, "near": near,
             "downstream": downstream, "notes": notes}
 
 

@@ -2,25 +2,28 @@
 too near chance to rank (Signal and Noise, Heineman et al. 2025, arXiv:2508.13144).
 
 A regression *blocks* a recipe only when the data show it is worse by more than the rule's
-threshold, with the number of slices and tasks in mind: with 22 slices and a 0.01-nat
-threshold, a few slices of an equal recipe land past the threshold by noise alone, so a
-per-slice rule would stop every recipe. Each slice or task of a recipe gets a one-sided p-value
-for "worse than the baseline by more than the threshold", and the p-values of one recipe (its
-slices and tasks at the largest shared scale and at the target) are put under false-discovery
-control (Benjamini & Hochberg 1995, q = 0.05). An aggregate (``val/average``, the mean loss
-over the other slices weighted equally, and ``ds/average`` over the tasks; both measured per
-run, so their noise comes from the runs) is one test of its own and blocks when its p-value is
-at most q; at the target, where only each slice's prediction is known, the mean predicted
-delta over the loss slices stands for it.
+threshold, with the number of slices and tasks in mind: with 22 slices and a 0.01-nat threshold,
+a few slices of an equal recipe land past the threshold by noise alone, so a per-slice rule
+would stop every recipe. Each slice or task of a recipe gets a one-sided p-value for "worse than
+the baseline by more than the threshold", and the p-values of one recipe (its slices and tasks
+at the largest shared scale and, where the recipe's decision rests on the fit, at the target: a
+prediction the sanity gates set aside blocks nothing) are put under false-discovery control
+(Benjamini & Hochberg 1995, q = 0.05). An aggregate (``val/average``, the mean loss over the
+other slices weighted equally, and ``ds/average`` over the tasks; both measured per run, so
+their noise comes from the runs) is one test of its own and blocks when its p-value is at most
+q; at the target, where only each slice's prediction is known, the mean predicted delta over the
+loss slices stands for it.
 
 The p-value: with ``w = -sign * delta`` the worsening (sign +1 when higher is better), its
 standard error ``se`` and degrees of freedom ``df``, ``p = P(T_df > (w - threshold) / se)``.
-``se`` and ``df`` are the per-scale table's (the t interval's, or the t counterpart of a
-seed bootstrap); where a table lacks them they come from the CI's half width over the t (or
-normal) quantile at the comparison's level, and so do those of predictions at the target
-(percentile CIs of the bootstrap draws, normal quantile). The mean of predicted slice deltas
-takes the mean of their standard errors: an upper bound on the standard error of the mean
-whatever the correlation between slices, so its test errs on the side of not blocking.
+``se`` and ``df`` are the per-scale table's (the t interval's, or the t counterpart of a seed
+bootstrap); where a table lacks them they come from the CI's half width over the t (or normal)
+quantile at the comparison's level, and so do those of predictions at the target (percentile CIs
+of the bootstrap draws, normal quantile; of a lopsided one, the wider of the half width and the
+distance from the delta to the bound on the not-worse side, so the p-value agrees with the
+interval printed beside it). The mean of predicted slice deltas takes the mean of their standard
+errors: an upper bound on the standard error of the mean whatever the correlation between
+slices, so its test errs on the side of not blocking.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def regression_table(table: pd.DataFrame, predictions: pd.DataFrame, *, baseline
                     & (predictions["recipe"] != baseline) & predictions["delta"].notna()]
     z = stats.norm.ppf(0.5 + level / 2)
     for r in p.itertuples():
-        se = (r.delta_hi - r.delta_lo) / (2 * z)
+        se = _target_se(r.delta, r.delta_lo, r.delta_hi, r.kind, z)
         tests.append(_test(r.recipe, r.metric, r.kind, "at the target", "target", r.delta,
                            r.delta_lo, r.delta_hi, se, np.inf, thresholds))
     for recipe, g in p[(p["kind"] == "loss") & ~p["metric"].isin(AGGREGATES)].groupby(
@@ -142,6 +145,13 @@ def _standard_error(row: pd.Series, level: float) -> tuple[float, float]:
     return float((hi - lo) / (2 * q)), (df if df > 0 else np.inf)
 
 
+def _target_se(delta: float, lo: float, hi: float, kind: str, z: float) -> float:
+    """A predicted delta's standard error from its percentile CI: the half width, or, where
+    the CI is lopsided, the distance from the delta to its bound on the not-worse side."""
+    toward = delta - lo if better_sign(kind) < 0 else hi - delta
+    return max(hi - lo, 2 * toward) / (2 * z)
+
+
 def _test(recipe, metric, kind, where, scale, delta, lo, hi, se, df, thresholds,
           aggregate=False) -> dict:
     """One tested delta: its p-value and whether its CI lies wholly on the worse side."""
@@ -160,7 +170,8 @@ def _target_slice_mean(recipe: str, g: pd.DataFrame, thresholds, z: float) -> li
     observed aggregate, ``val/average``, which it stands for there)."""
     if len(g) < 2:
         return []
-    se = float(np.mean((g["delta_hi"] - g["delta_lo"]).to_numpy(float) / (2 * z)))
+    se = float(np.mean([_target_se(*r, "loss", z)
+                        for r in g[["delta", "delta_lo", "delta_hi"]].to_numpy(float)]))
     if not np.isfinite(se):
         return []
     delta = float(g["delta"].mean())

@@ -79,7 +79,15 @@ def _best_cell_per_budget(fin: pd.DataFrame, primary: str | None) -> pd.DataFram
 
 
 def _checkpoint_noise(frame: pd.DataFrame) -> pd.Series:
-    """Per (metric, run): sd of the last checkpoints around a line in log tokens (ddof 2)."""
+    """Per (metric, run): sd of the last checkpoints around a line in log tokens (ddof 2).
+
+    A WSD run's final checkpoint is left out: its learning-rate decay drops the loss below the
+    stable phase's trend by design (Hägele et al. 2024, arXiv:2405.18392), a step the line
+    would count as noise; the trend is that of the stable checkpoints before it.
+    """
+    if "schedule" in frame:
+        annealed = (frame["schedule"] == "wsd").to_numpy(bool) & frame["final"].to_numpy(bool)
+        frame = frame[~annealed]
     f = frame[["metric", "run", "tokens", "value"]].sort_values(["metric", "run", "tokens"])
     f = f.groupby(["metric", "run"], sort=False).tail(_LAST_CHECKPOINTS)
     f = f.assign(x=np.log(f["tokens"].to_numpy(float)))
