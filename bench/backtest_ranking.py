@@ -21,7 +21,7 @@ Ladders:
   single-scale ranking (1M -> 60M) is scored, on 13 Pile slices and their mean.
 * **datablations** (Muennighoff et al. 2023): {c4, oscar} x epochs at 2.8B, 4.2B, 8.7B:
   proxies 2.8B and 4.2B -> 8.7B, so 2 sizes only.
-* **demo**: ``ladder demo --out DIR`` (3 recipes x 5 sizes); the largest size is the target.
+* **demo**: ``ladder demo --out DIR`` (3 recipes x 3 sizes); the largest size is the target.
 
     python bench/backtest_ranking.py [--demo DIR/ladder/observations.jsonl] [--md FILE]
 

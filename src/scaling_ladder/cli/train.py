@@ -284,7 +284,7 @@ def demo(
 ) -> None:
     """Run the whole loop on a tiny bundled ladder: data, plan, train, fit, compare, report.
 
-    3 recipes x 5 sizes of byte-level proxies train on 2 CPU cores in a few minutes; run it
+    3 recipes x 3 sizes of byte-level proxies train on 2 CPU cores in a few minutes; run it
     again to resume. Example: ladder demo --out ladder-demo; ladder demo --experiment
     tokenizer --out tokenizer-demo
     """

@@ -1,8 +1,8 @@
 """The whole loop on a tiny ladder: data, plan, train, fit, compare, report, on a CPU.
 
 Builds the bundled default corpus (the running interpreter's standard library and seeded
-grammars; nothing from the network), trains 3 recipes x 5 sizes of byte-level proxies
-(0.47M-1.9M parameters, 400k tokens each, WSD schedule with two cooldown branches each; bf16
+grammars; nothing from the network), trains 3 recipes x 3 sizes of byte-level proxies
+(0.47M-0.84M parameters, 400k tokens each, WSD schedule with two cooldown branches each; bf16
 on a CPU with AMX: see ``plan.spec.tiny_spec`` for why these sizes and hyperparameters),
 compares the recipes against ``balanced`` on the mean validation loss with Kaplan's law (see
 ``LAW``), and writes one HTML report. Every stage resumes: run it again after an interruption.
@@ -19,16 +19,16 @@ from pathlib import Path
 RECIPES = ("balanced", "code-heavy", "prose-heavy")
 BASELINE = "balanced"
 METRIC = "val/mean"
-TARGET = (2e7, 4e8)  # ~10x the largest proxy, 20 tokens per parameter
-# Kaplan et al.'s law, which has no irreducible term E: on proxies of 0.47M-1.9M parameters
-# trained on 400k tokens Chinchilla's E is still not identified (it went to its bound 0 for
-# code-heavy, and to 0.0002 and 0.15 for the others). Holding out the largest size, Kaplan's
-# law predicted its three annealed points within 1.7%, 2.1% and 1.8% (balanced, code-heavy,
-# prose-heavy; Chinchilla's 1.4%, 2.4%, 2.0%) with a parameter fewer. (The earlier ladder of
-# 11k-470k parameters missed by 19% for balanced: its sizes up to d64-l4 sat on a plateau
-# that only d96-l4 left.) At this budget D limits the gain from N (the largest size is no
-# better than the one below it), so the law's N exponent is steep and predictions at the
-# target follow mostly D: read them as a demonstration of the loop, not of this corpus.
+TARGET = (2e7, 4e8)  # ~24x the largest proxy, 20 tokens per parameter
+# Kaplan et al.'s law, which has no irreducible term E: on proxies of 0.47M-0.84M parameters
+# trained on 400k tokens Chinchilla's E is not identified (on a 5-size ladder up to 1.9M it
+# went to its bound 0 for code-heavy). Holding out the largest size, Kaplan's law
+# predicts its three annealed points within 3.0%, 1.7% and 1.8% (balanced, code-heavy,
+# prose-heavy). (An earlier ladder of 11k-470k parameters missed by 19% for balanced: its
+# sizes up to d64-l4 sat on a plateau that only d96-l4 left.) At this budget D limits the
+# gain from N, so the law's N exponent is steep (code-heavy's goes to its bound) and
+# predictions at the target follow mostly D: the comparison sets them aside and decides on the
+# ranking at the largest proxies; read the target as a demonstration of the loop.
 LAW = "kaplan"
 
 
@@ -56,7 +56,7 @@ def build_data(out: str | Path, *, recipes: tuple[str, ...] = RECIPES,
 
 def train(out: str | Path, data_dir: Path, *, recipes: tuple[str, ...] = RECIPES,
           progress: Callable | None = None) -> Path:
-    """Train the tiny ladder (3 recipes x 5 sizes); returns its observations file."""
+    """Train the tiny ladder (3 recipes x 3 sizes); returns its observations file."""
     from ..plan.plan import make_plan, tiny_spec
     from ..train import TrainOptions, train_ladder
 
