@@ -255,7 +255,7 @@ def thin(frame: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def demo(out: Out, summary: dict, path: str | None) -> None:
-    out("## demo ladder (`ladder demo`): 4 smaller sizes -> the largest\n")
+    out("## demo ladder (`ladder demo`): the smaller sizes -> the largest\n")
     if not path:
         out("skipped: no --demo file given (run `ladder demo --out DIR`, then pass "
             "--demo DIR/ladder/observations.jsonl)\n")
@@ -270,7 +270,9 @@ def demo(out: Out, summary: dict, path: str | None) -> None:
         f"size; Kaplan's law, as the demo's compare. Training loss left out (each recipe "
         f"trains on its own data).\n")
     t0 = time.perf_counter()
-    res = run_pair(out, "demo", fr, sizes2=sizes[-3:-1], sizes3=sizes[:-1], restricted=False,
+    # with 3 sizes, 2 proxies are all the ladder has: one backtest, not two alike
+    res = run_pair(out, "demo", fr, sizes2=sizes[-3:-1],
+                   sizes3=sizes[:-1] if len(sizes) > 3 else None, restricted=False,
                    baseline="balanced", proxy_max_params=cut, law=sl.KaplanLaw(),
                    decision_metric="val/mean")
     for label, (bt, _, _) in res.items():

@@ -180,3 +180,12 @@ def test_out_is_o_on_every_verb_that_writes():
     for verb in (["plan"], ["train"], ["demo"], ["report"], ["data", "build"],
                  ["import", "wandb"]):
         assert re.search(r"--out\s+-o\b", run(*verb, "--help").stdout), verb
+
+
+def test_python_dash_m_runs_the_ladder_command():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "scaling_ladder", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "Usage: python -m scaling_ladder" in res.stdout
