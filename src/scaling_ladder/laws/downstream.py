@@ -154,7 +154,10 @@ class TaskLaw:
         if self.fit.draws is None or not len(self.fit.draws):
             return law(self.fit.group_params(recipe), loss=losses)
         ps = self.fit.draw_params(recipe)
-        return np.array([float(law(ps[i % len(ps)], loss=v)) for i, v in enumerate(losses)])
+        rows = np.array([[{**law.fixed, **q}[k] for k in law.param_names] for q in ps])
+        # each draw's own parameters at its own loss: the law per point, in one call
+        z = law.to_internal(rows[np.arange(len(losses)) % len(rows)])[None]
+        return law.evaluate(z, {"loss": np.asarray(losses, dtype=float)})[0]
 
 
 def fit_task_law(frame: pd.DataFrame, *, loss_metric: str, metric: str, bootstrap: int,
