@@ -531,3 +531,10 @@ def test_report_modules_import_in_one_direction():
 def test_cli_report_help_has_an_example():
     res = runner.invoke(app, ["report", "--help"])
     assert res.exit_code == 0 and "Example:" in res.stdout and "--baseline c4" in res.stdout
+
+
+def test_an_interval_that_misses_its_point_is_still_drawn(demo):
+    # two resamples: the percentile interval of a prediction need not contain the point
+    report = build_report(demo, bootstrap=2, compare=True, metric="val/web",
+                          baseline="baseline")
+    assert {"scaling-fit", "decision"} <= {f.key for f in report.figures}

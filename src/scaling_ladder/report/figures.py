@@ -314,11 +314,8 @@ def scaling_fit(panels: Sequence[Mapping[str, Any]], *, key: str = "scaling-fit"
                         linewidths=1.0, zorder=3)
         tgt = panel.get("target")
         if tgt:
-            yerr = None
-            if tgt.get("lo") is not None:
-                yerr = [[tgt["mean"] - tgt["lo"]], [tgt["hi"] - tgt["mean"]]]
-            ax.errorbar([tgt["flops"]], [tgt["mean"]], yerr=yerr, fmt="*", color="black",
-                        markersize=9, capsize=3, zorder=4)
+            _interval(ax, tgt["flops"], tgt["mean"], tgt.get("lo"), tgt.get("hi"),
+                      color="black", marker="*", markersize=9, zorder=4)
             if tgt.get("actual") is not None:
                 ax.plot([tgt["flops"]], [tgt["actual"]], "x", color="#d73027", markersize=8,
                         zorder=5)
@@ -422,6 +419,15 @@ def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mappin
 
 
 @_styled
+def _interval(ax, x, y, lo, hi, *, color, marker, markersize, zorder=3) -> None:
+    """A point and its interval drawn from ``lo`` to ``hi``: a percentile interval from few
+    resamples need not contain the point, which error bars (offsets from it) cannot show."""
+    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        ax.plot([x, x], [lo, hi], color=color, marker="_", markersize=8, linewidth=1.2,
+                zorder=zorder)
+    ax.plot([x], [y], marker, color=color, markersize=markersize, zorder=zorder)
+
+
 def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: str,
                      baseline: str, source: str = "the fitted laws",
                      key: str = "decision") -> Figure | None:
@@ -451,8 +457,7 @@ def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: 
     ax.axvline(0, color="0.4", linewidth=0.7)
     for p, x, y, yl, yh in zip(points, xs, ys, lo, hi):
         c = DECISION_COLORS.get(p.get("decision"), "#3b6fb6")
-        ax.errorbar([x], [y], yerr=[[y - yl], [yh - y]], fmt="o", color=c, capsize=3,
-                    markersize=6)
+        _interval(ax, x, y, yl, yh, color=c, marker="o", markersize=6)
         ax.annotate(text(p["recipe"]), (x, y), textcoords="offset points", xytext=(6, 5),
                     fontsize=8)
     ax.set_xlim(-span, span)
