@@ -97,6 +97,9 @@ def shown_by_section(report: dict, cmp: dict) -> dict[str, dict[str, list[tuple[
             assert t["P(beats baseline)"] == "—"
         put(r, "multiplier", "decision", d["compute multiplier [95% CI]"])
         put(r, "proxy_gain", "go/no-go", g["gain at the largest proxy"])
+        said = re.search(rf"\(gain ({NUMBER})\)$", d["decided on"])  # decided on a ranking
+        if said:
+            put(r, "proxy_gain", "decided on", said.group(1))
         put(r, "proxy_scale", "go/no-go", g["proxy scale"])
         m = re.search(rf"Candidate {re.escape(r)}: ({NUMBER}), expected gain ({NUMBER}) "
                       rf"(\[[^\]]+\]) \(95% CI\), P\(beats baseline\) ({NUMBER}|—)\.", intro)

@@ -53,7 +53,9 @@ def decision(a: Analysis) -> Section:
                     "same numbers as in the Scaling fit and Go / no-go sections. "
                     + a.gain_caption() + " P(beats baseline) is the decision's: of the "
                     "prediction at the target, or of the ranking at a scale when the prediction "
-                    "is set aside (decided on). The compute multiplier is how many times the "
+                    "is set aside (decided on, with the gain measured there); the predicted "
+                    "columns of such a recipe are the set-aside fit's, for reference. The compute "
+                    "multiplier is how many times the "
                     "target compute a recipe needs to reach the baseline's predicted loss (below "
                     "1: it saves compute).")]
     units = _units_table(cmp)

@@ -182,14 +182,17 @@ class AtTarget:
         if self.multiplier_ci:
             mult += " " + interval(self.multiplier_ci, 3)
         on_fit = self.basis == "fit"
+        basis = "the prediction at the target" if on_fit else f"the {self.basis}"
+        if not on_fit and self.proxy_gain is not None and \
+                self.basis == f"ranking at {self.proxy_scale}":
+            basis += f" (gain {signed(self.proxy_gain)})"  # the gain it is decided on
         return {"predicted": num(self.predicted), "predicted_ci": interval(self.predicted_ci),
                 "gain": signed(self.gain), "gain_ci": interval(self.gain_ci, sign=True),
                 "p_beats": num(self.p_beats, 3), "multiplier": mult,
                 # P(beats) of the prediction at the target: none when it is set aside
                 "p_beats_at_target": num(self.p_beats, 3) if on_fit else "—",
                 "proxy_gain": signed(self.proxy_gain), "proxy_scale": self.proxy_scale or "—",
-                "decision": self.decision or "—",
-                "basis": "the prediction at the target" if on_fit else f"the {self.basis}"}
+                "decision": self.decision or "—", "basis": basis}
 
 
 @dataclass
