@@ -186,7 +186,7 @@ def _point_from_comparison(a: Analysis, recipe: str) -> tuple[dict[str, Any], tu
     t = a.at_target[recipe]
     lo, hi = t.gain_ci or (None, None)
     point = {"recipe": recipe, "x": t.proxy_gain, "y": t.gain, "ylo": lo, "yhi": hi,
-             "decision": t.decision}
+             "decision": t.decision, "set_aside": t.basis != "fit"}
     c = t.shown
     return point, (recipe, c["proxy_gain"], c["proxy_scale"], c["gain"], c["gain_ci"],
                    c["p_beats"], c["decision"])

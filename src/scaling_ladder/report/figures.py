@@ -419,13 +419,15 @@ def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mappin
 
 
 @_styled
-def _interval(ax, x, y, lo, hi, *, color, marker, markersize, zorder=3) -> None:
+def _interval(ax, x, y, lo, hi, *, color, marker, markersize, zorder=3,
+              hollow: bool = False) -> None:
     """A point and its interval drawn from ``lo`` to ``hi``: a percentile interval from few
     resamples need not contain the point, which error bars (offsets from it) cannot show."""
     if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
         ax.plot([x, x], [lo, hi], color=color, marker="_", markersize=8, linewidth=1.2,
-                zorder=zorder)
-    ax.plot([x], [y], marker, color=color, markersize=markersize, zorder=zorder)
+                zorder=zorder, linestyle=":" if hollow else "-")
+    ax.plot([x], [y], marker, color=color, markersize=markersize, zorder=zorder,
+            markerfacecolor="white" if hollow else color)
 
 
 def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: str,
@@ -434,7 +436,8 @@ def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: 
     """Proxy gain against predicted gain at the target, per recipe, with the decision regions.
 
     ``points``: recipe, x (gain observed at the proxies), y (gain predicted at the target),
-    ylo, yhi (its 95% interval), decision. ``band``: half-width of the inconclusive region.
+    ylo, yhi (its 95% interval), decision, set_aside (the prediction is not what the decision
+    rests on: a hollow point). ``band``: half-width of the inconclusive region.
     """
     points = [p for p in points if p.get("y") is not None]
     if not points:
@@ -455,11 +458,14 @@ def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: 
                 fontsize=9, fontweight="bold")
     ax.axhline(0, color="0.4", linewidth=0.7)
     ax.axvline(0, color="0.4", linewidth=0.7)
-    for p, x, y, yl, yh in zip(points, xs, ys, lo, hi):
+    # labels of neighbouring points alternate above and below them, so two close ones both read
+    below = {i: k % 2 == 1 for k, i in enumerate(np.lexsort((ys, xs)))}
+    for i, (p, x, y, yl, yh) in enumerate(zip(points, xs, ys, lo, hi)):
         c = DECISION_COLORS.get(p.get("decision"), "#3b6fb6")
-        _interval(ax, x, y, yl, yh, color=c, marker="o", markersize=6)
-        ax.annotate(text(p["recipe"]), (x, y), textcoords="offset points", xytext=(6, 5),
-                    fontsize=8)
+        _interval(ax, x, y, yl, yh, color=c, marker="o", markersize=6,
+                  hollow=bool(p.get("set_aside")))
+        ax.annotate(text(p["recipe"]) + (" (set aside)" if p.get("set_aside") else ""), (x, y),
+                    textcoords="offset points", xytext=(6, -12 if below[i] else 5), fontsize=8)
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
     ax.set_xlabel(f"gain observed at the largest proxy ({unit})")
@@ -470,5 +476,8 @@ def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: 
                f"y: the gain predicted at the target by {source}, with its 95% interval. "
                "Shaded regions: go (above), inconclusive (within the typical interval "
                f"half-width, ±{band:.3g} {unit}), no-go (below); colour is each recipe's "
-               "decision.")
+               "decision."
+               + (" A hollow point's prediction is set aside: its decision rests on the ranking "
+                  "at the largest proxy (x), not on its place in the regions."
+                  if any(p.get("set_aside") for p in points) else ""))
     return Figure(key, "Go / no-go", caption, _svg(fig, key))
