@@ -186,6 +186,6 @@ def test_python_dash_m_runs_the_ladder_command():
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "scaling_ladder", "--help"], capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0 and "Usage: python -m scaling_ladder" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "scaling_ladder.cli", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Usage: python -m scaling_ladder.cli" in res.stdout
