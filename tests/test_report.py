@@ -538,3 +538,10 @@ def test_an_interval_that_misses_its_point_is_still_drawn(demo):
     report = build_report(demo, bootstrap=2, compare=True, metric="val/web",
                           baseline="baseline")
     assert {"scaling-fit", "decision"} <= {f.key for f in report.figures}
+
+
+def test_every_figure_is_drawn_under_the_report_style():
+    from scaling_ladder.report import figures
+
+    for name in ("loss_curves", "scaling_fit", "isoflop", "decision_scatter"):
+        assert hasattr(getattr(figures, name), "__wrapped__"), name  # functools.wraps of _styled

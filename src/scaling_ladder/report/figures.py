@@ -418,7 +418,6 @@ def isoflop(profiles: Sequence[Mapping[str, Any]], frontier: Mapping[str, Mappin
 # ------------------------------------------------------------------------------ go / no-go
 
 
-@_styled
 def _interval(ax, x, y, lo, hi, *, color, marker, markersize, zorder=3,
               hollow: bool = False) -> None:
     """A point and its interval drawn from ``lo`` to ``hi``: a percentile interval from few
@@ -430,6 +429,7 @@ def _interval(ax, x, y, lo, hi, *, color, marker, markersize, zorder=3,
             markerfacecolor="white" if hollow else color)
 
 
+@_styled
 def decision_scatter(points: Sequence[Mapping[str, Any]], *, band: float, unit: str,
                      baseline: str, source: str = "the fitted laws",
                      key: str = "decision") -> Figure | None:
